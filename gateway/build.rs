@@ -1,0 +1,6 @@
+//! The profiles and mappings are compiled into the binary; rebuild when any of them changes.
+
+fn main() {
+    println!("cargo:rerun-if-changed=../profiles");
+    println!("cargo:rerun-if-changed=../mappings");
+}
