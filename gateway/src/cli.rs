@@ -109,7 +109,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 summary.valid,
                 summary.invalid,
                 if summary.unreadable_inputs > 0 {
-                    format!(", {} unreadable", plural(summary.unreadable_inputs, "input"))
+                    format!(
+                        ", {} unreadable",
+                        plural(summary.unreadable_inputs, "input")
+                    )
                 } else {
                     String::new()
                 }
@@ -118,7 +121,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Profiles => {
             for profile in registry.profiles() {
-                writeln!(out, "{}\t{}\t{}", profile.id(), profile.stamp().hash, profile.title())?;
+                writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    profile.id(),
+                    profile.stamp().hash,
+                    profile.title()
+                )?;
             }
             out.flush()?;
             Ok(0)

@@ -183,12 +183,17 @@ pub fn is_date(value: &str) -> bool {
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return false;
     }
-    let (Some(hi), Some(lo)) = (two_digits(bytes[0], bytes[1]), two_digits(bytes[2], bytes[3]))
-    else {
+    let (Some(hi), Some(lo)) = (
+        two_digits(bytes[0], bytes[1]),
+        two_digits(bytes[2], bytes[3]),
+    ) else {
         return false;
     };
     let year = u16::from(hi) * 100 + u16::from(lo);
-    match (two_digits(bytes[5], bytes[6]), two_digits(bytes[8], bytes[9])) {
+    match (
+        two_digits(bytes[5], bytes[6]),
+        two_digits(bytes[8], bytes[9]),
+    ) {
         (Some(month), Some(day)) => is_calendar_date(year, month, day),
         _ => false,
     }
@@ -249,7 +254,9 @@ mod tests {
 
     #[test]
     fn hetu_accepts_every_century_sign_and_rejects_others() {
-        for sign in ["+", "-", "Y", "X", "W", "V", "U", "A", "B", "C", "D", "E", "F"] {
+        for sign in [
+            "+", "-", "Y", "X", "W", "V", "U", "A", "B", "C", "D", "E", "F",
+        ] {
             let hetu = with_check(&format!("010101{sign}950"));
             assert!(is_hetu(&hetu), "{hetu}");
         }
@@ -262,8 +269,16 @@ mod tests {
     #[test]
     fn hetu_date_must_exist_in_its_century() {
         assert!(is_hetu(&with_check("290200A950")), "2000 is a leap year");
-        assert_eq!(check_hetu(&with_check("290200-950")), Err(HetuError::Date), "1900 is not");
-        assert_eq!(check_hetu(&with_check("290200+950")), Err(HetuError::Date), "1800 is not");
+        assert_eq!(
+            check_hetu(&with_check("290200-950")),
+            Err(HetuError::Date),
+            "1900 is not"
+        );
+        assert_eq!(
+            check_hetu(&with_check("290200+950")),
+            Err(HetuError::Date),
+            "1800 is not"
+        );
         assert!(is_hetu(&with_check("290296-950")));
         assert_eq!(check_hetu(&with_check("310423B950")), Err(HetuError::Date));
         assert_eq!(check_hetu(&with_check("001290-950")), Err(HetuError::Date));
@@ -273,8 +288,14 @@ mod tests {
 
     #[test]
     fn hetu_individual_number_range() {
-        assert_eq!(check_hetu(&with_check("010190-000")), Err(HetuError::IndividualNumber));
-        assert_eq!(check_hetu(&with_check("010190-001")), Err(HetuError::IndividualNumber));
+        assert_eq!(
+            check_hetu(&with_check("010190-000")),
+            Err(HetuError::IndividualNumber)
+        );
+        assert_eq!(
+            check_hetu(&with_check("010190-001")),
+            Err(HetuError::IndividualNumber)
+        );
         assert!(is_hetu(&with_check("010190-002")));
         assert!(is_hetu(&with_check("010190-999")));
         assert_eq!(check_hetu("010190-9A2S"), Err(HetuError::IndividualNumber));
@@ -282,18 +303,42 @@ mod tests {
 
     #[test]
     fn hetu_shape() {
-        for bad in ["", "131052-308", "131052-308TT", "131052 308T", "131052–308T"] {
+        for bad in [
+            "",
+            "131052-308",
+            "131052-308TT",
+            "131052 308T",
+            "131052–308T",
+        ] {
             assert!(!is_hetu(bad), "{bad:?}");
         }
-        assert_eq!(check_hetu("131052-308t"), Err(HetuError::CheckCharacter), "lower case");
+        assert_eq!(
+            check_hetu("131052-308t"),
+            Err(HetuError::CheckCharacter),
+            "lower case"
+        );
     }
 
     #[test]
     fn ytunnus_values() {
-        for valid in ["0201256-6", "0204819-8", "2229500-6", "1572860-0", "2077474-0", "2388924-4"] {
+        for valid in [
+            "0201256-6",
+            "0204819-8",
+            "2229500-6",
+            "1572860-0",
+            "2077474-0",
+            "2388924-4",
+        ] {
             assert!(is_ytunnus(valid), "{valid}");
         }
-        for invalid in ["0201256-5", "0201256", "201256-6", "0201256-66", "02012566", "A201256-6"] {
+        for invalid in [
+            "0201256-5",
+            "0201256",
+            "201256-6",
+            "0201256-66",
+            "02012566",
+            "A201256-6",
+        ] {
             assert!(!is_ytunnus(invalid), "{invalid}");
         }
         // Remainder 1 is never issued: 0000010 → 10*… let us find one by search and check it.
@@ -315,27 +360,58 @@ mod tests {
 
     #[test]
     fn custodian_root() {
-        assert_eq!(custodian_oid_root("0201256-6").as_deref(), Some("1.2.246.10.2012566"));
-        assert_eq!(custodian_oid_root("2229500-6").as_deref(), Some("1.2.246.10.22295006"));
+        assert_eq!(
+            custodian_oid_root("0201256-6").as_deref(),
+            Some("1.2.246.10.2012566")
+        );
+        assert_eq!(
+            custodian_oid_root("2229500-6").as_deref(),
+            Some("1.2.246.10.22295006")
+        );
         assert_eq!(custodian_oid_root("0201256-5"), None);
     }
 
     #[test]
     fn oid_values() {
-        for valid in ["1.2.246.10.2012566.13.2026.1", "1.2.246.537.6.1264.201701", "2.0", "0.9"] {
+        for valid in [
+            "1.2.246.10.2012566.13.2026.1",
+            "1.2.246.537.6.1264.201701",
+            "2.0",
+            "0.9",
+        ] {
             assert!(is_oid(valid), "{valid}");
         }
-        for invalid in ["1", "", "1..2", "1.2.", ".1.2", "1.02.3", "3.1", "1.2.a", "urn:oid:1.2"] {
+        for invalid in [
+            "1",
+            "",
+            "1..2",
+            "1.2.",
+            ".1.2",
+            "1.02.3",
+            "3.1",
+            "1.2.a",
+            "urn:oid:1.2",
+        ] {
             assert!(!is_oid(invalid), "{invalid}");
         }
-        assert!(is_oid_under("1.2.246.10.2012566.13.2026.1", "1.2.246.10.2012566"));
-        assert!(!is_oid_under("1.2.246.10.20125660.13", "1.2.246.10.2012566"));
+        assert!(is_oid_under(
+            "1.2.246.10.2012566.13.2026.1",
+            "1.2.246.10.2012566"
+        ));
+        assert!(!is_oid_under(
+            "1.2.246.10.20125660.13",
+            "1.2.246.10.2012566"
+        ));
         assert!(!is_oid_under("1.2.246.10.2012566", "1.2.246.10.2012566"));
     }
 
     #[test]
     fn local_date_time_values() {
-        for valid in ["2026-03-29 03:30:00", "2024-02-29 23:59:59", "2026-10-25 03:30:00"] {
+        for valid in [
+            "2026-03-29 03:30:00",
+            "2024-02-29 23:59:59",
+            "2026-10-25 03:30:00",
+        ] {
             assert!(is_local_date_time(valid), "{valid}");
         }
         for invalid in [

@@ -97,8 +97,17 @@ pub fn read_records<R: Read>(
         (InputMode::Auto, Some(name)) if name.ends_with(".json") => InputMode::Json,
         (mode, _) => mode,
     };
-    if by_name == InputMode::Ndjson {
-        return read_ndjson(&mut reader, None, max_record_bytes, sink);
+    match by_name {
+        InputMode::Ndjson => return read_ndjson(&mut reader, None, max_record_bytes, sink),
+        InputMode::Json => {
+            if only_whitespace_left(&mut reader)? {
+                sink(Position::default(), Item::Broken(empty_input()));
+                return Ok(());
+            }
+            counter.enforce.set(true);
+            return read_document(reader, &counter, max_record_bytes, sink);
+        }
+        InputMode::Auto => {}
     }
 
     // Sniff: read up to the first non-blank line, keeping what was read.
@@ -113,7 +122,7 @@ pub fn read_records<R: Read>(
         if prefix.is_empty() && line.starts_with(b"\xEF\xBB\xBF") {
             line.drain(..3);
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if !read.overflowed && line.iter().all(u8::is_ascii_whitespace) {
             prefix.extend_from_slice(&line);
             prefix.push(b'\n');
             continue;
@@ -121,28 +130,14 @@ pub fn read_records<R: Read>(
         break Some(read);
     };
     let Some(first) = first else {
-        sink(
-            Position::default(),
-            Item::Broken(Issue::error(
-                IssueCode::Structure,
-                "input.empty",
-                "",
-                "the input is empty: it holds no record",
-            )),
-        );
+        sink(Position::default(), Item::Broken(empty_input()));
         return Ok(());
     };
-    let ndjson = match by_name {
-        InputMode::Json => false,
-        InputMode::Ndjson => true,
-        InputMode::Auto => {
-            first.overflowed
-                || match serde_json::from_slice::<IgnoredAny>(&line) {
-                    Ok(_) => true,
-                    Err(error) => !error.is_eof(),
-                }
-        }
-    };
+    let ndjson = first.overflowed
+        || match serde_json::from_slice::<IgnoredAny>(&line) {
+            Ok(_) => true,
+            Err(error) => !error.is_eof(),
+        };
     if ndjson {
         let blank_lines = prefix.iter().filter(|&&b| b == b'\n').count() as u64;
         let first_line = (line, first.overflowed, blank_lines + 1);
@@ -156,6 +151,38 @@ pub fn read_records<R: Read>(
     counter.mark();
     let chained = io::Cursor::new(prefix).chain(reader);
     read_document(chained, &counter, max_record_bytes, sink)
+}
+
+fn empty_input() -> Issue {
+    Issue::error(
+        IssueCode::Structure,
+        "input.empty",
+        "",
+        "the input is empty: it holds no record",
+    )
+}
+
+/// Skips leading white space (and a UTF-8 byte order mark); `true` when nothing else is left.
+fn only_whitespace_left<R: BufRead>(reader: &mut R) -> io::Result<bool> {
+    let mut first = true;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(true);
+        }
+        let mut skip = 0;
+        if first && available.starts_with(b"\xEF\xBB\xBF") {
+            skip = 3;
+        }
+        first = false;
+        let rest = &available[skip..];
+        let blank = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let done = blank < rest.len();
+        reader.consume(skip + blank);
+        if done {
+            return Ok(false);
+        }
+    }
 }
 
 /// Shared count of bytes read, and where the current record started.
@@ -282,15 +309,7 @@ fn read_ndjson<R: BufRead>(
         }
     }
     if index == 0 {
-        sink(
-            Position::default(),
-            Item::Broken(Issue::error(
-                IssueCode::Structure,
-                "input.empty",
-                "",
-                "the input is empty: it holds no record",
-            )),
-        );
+        sink(Position::default(), Item::Broken(empty_input()));
     }
     Ok(())
 }

@@ -212,7 +212,12 @@ mod tests {
 
     #[test]
     fn outcome_carries_rule_pointer_and_message() {
-        let issue = Issue::error(IssueCode::Required, "required", "/DECISION/CASE_ID", "missing");
+        let issue = Issue::error(
+            IssueCode::Required,
+            "required",
+            "/DECISION/CASE_ID",
+            "missing",
+        );
         let outcome = OperationOutcome::from_issues(&[issue], "ok");
         let json = serde_json::to_value(&outcome).expect("serializes");
         assert_eq!(json["resourceType"], "OperationOutcome");

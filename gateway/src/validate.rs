@@ -124,14 +124,21 @@ pub fn run(
             let known: Vec<&str> = registry.profiles().map(Profile::id).collect();
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("unknown profile '{id}'; known profiles: {}", known.join(", ")),
+                format!(
+                    "unknown profile '{id}'; known profiles: {}",
+                    known.join(", ")
+                ),
             )
         })?),
         None => None,
     };
     let mut summary = Summary::default();
     let stdin = ["-".to_owned()];
-    let inputs = if inputs.is_empty() { &stdin[..] } else { inputs };
+    let inputs = if inputs.is_empty() {
+        &stdin[..]
+    } else {
+        inputs
+    };
     for name in inputs {
         let reader: Box<dyn Read> = if name == "-" {
             Box::new(io::stdin().lock())
@@ -161,9 +168,15 @@ pub fn run(
                     Item::Record(value) | Item::Envelope(value) => Some(value),
                     Item::Broken(_) => None,
                 };
-                if let Err(error) =
-                    report(name, &position, record, &verdict, options, &mut summary, out)
-                {
+                if let Err(error) = report(
+                    name,
+                    &position,
+                    record,
+                    &verdict,
+                    options,
+                    &mut summary,
+                    out,
+                ) {
                     write_error = Some(error);
                 }
             },

@@ -112,11 +112,16 @@ fn plain_message(kind: &ValidationErrorKind, error: &ValidationError<'_>) -> Str
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(single) => single.to_string(),
-                TypeKind::Multiple(set) => {
-                    set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or ")
-                }
+                TypeKind::Multiple(set) => set
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             };
-            format!("expected {expected}, found {}", super::json_kind(error.instance()))
+            format!(
+                "expected {expected}, found {}",
+                super::json_kind(error.instance())
+            )
         }
         ValidationErrorKind::Pattern { pattern } => {
             format!("value does not match the pattern {pattern}")
@@ -186,7 +191,11 @@ struct RuleContext {
 
 /// Walks `evaluation_path` from the profile's root schema, following `$ref`s into the other
 /// documents, and keeps the innermost node that declares an `x-rule`.
-fn rule_context(registry: &ProfileRegistry, profile: &Profile, evaluation_path: &str) -> RuleContext {
+fn rule_context(
+    registry: &ProfileRegistry,
+    profile: &Profile,
+    evaluation_path: &str,
+) -> RuleContext {
     let mut context = RuleContext::default();
     let Some(mut node) = registry.document(profile.uri()) else {
         return context;

@@ -212,7 +212,11 @@ impl ProfileRegistry {
         }
 
         let registry = jsonschema::Registry::new()
-            .extend(parsed.iter().map(|(_, uri, _, schema)| (uri.as_str(), schema)))
+            .extend(
+                parsed
+                    .iter()
+                    .map(|(_, uri, _, schema)| (uri.as_str(), schema)),
+            )
             .and_then(jsonschema::RegistryBuilder::prepare)
             .map_err(|error| ProfileError::Registry(error.to_string()))?;
 
@@ -236,9 +240,10 @@ impl ProfileRegistry {
                 })?;
             let selector = match schema.get("x-sosku-select") {
                 None => None,
-                Some(select) => Some(parse_selector(select).ok_or_else(|| {
-                    ProfileError::Selector { id: id.clone() }
-                })?),
+                Some(select) => Some(
+                    parse_selector(select)
+                        .ok_or_else(|| ProfileError::Selector { id: id.clone() })?,
+                ),
             };
             let title = schema
                 .get("title")

@@ -36,9 +36,19 @@ struct RuleSpec {
 #[serde(untagged, deny_unknown_fields)]
 enum OperandSpec {
     Pointer(String),
-    Part { pointer: String, part: Part },
-    Add { pointer: String, add: f64 },
-    Mean { mean: String, of: String, decimals: u8 },
+    Part {
+        pointer: String,
+        part: Part,
+    },
+    Add {
+        pointer: String,
+        add: f64,
+    },
+    Mean {
+        mean: String,
+        of: String,
+        decimals: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -172,14 +182,20 @@ struct CrossFieldRules {
 
 impl<'i> Keyword<'i> for CrossFieldRules {
     fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
-        match self.rules.iter().find(|rule| rule.holds(instance) == Some(false)) {
+        match self
+            .rules
+            .iter()
+            .find(|rule| rule.holds(instance) == Some(false))
+        {
             Some(rule) => Err(rule.error()),
             None => Ok(()),
         }
     }
 
     fn is_valid(&self, instance: &'i Value) -> bool {
-        self.rules.iter().all(|rule| rule.holds(instance) != Some(false))
+        self.rules
+            .iter()
+            .all(|rule| rule.holds(instance) != Some(false))
     }
 
     fn iter_errors(
