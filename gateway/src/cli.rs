@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::input::{DEFAULT_MAX_RECORD_BYTES, InputMode};
+use crate::map_cli::{self, MapOptions, Side};
+use crate::mapping::{MappingSet, MappingSource};
 use crate::profiles::{ProfileRegistry, ProfileSource};
 use crate::validate::{self, OutputFormat, ValidateOptions};
 
@@ -18,6 +20,9 @@ pub struct Cli {
     /// Load the profiles from this directory instead of the copy built into the binary.
     #[arg(long, global = true, env = "GATEWAY_PROFILES_DIR", value_name = "DIR")]
     pub profiles_dir: Option<PathBuf>,
+    /// Load the mappings from this directory instead of the copy built into the binary.
+    #[arg(long, global = true, env = "GATEWAY_MAPPINGS_DIR", value_name = "DIR")]
+    pub mappings_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +54,50 @@ pub enum Command {
     },
     /// List the profiles with their ids and content hashes.
     Profiles,
+    /// Map records Apotti → Kanta or Kanta → Apotti. Each record is validated against its
+    /// profile, mapped, and the output validated against the target profile. Exit status:
+    /// 0 all mapped, 1 some refused, 2 unreadable input or usage error.
+    Map {
+        /// The side the input is from.
+        #[arg(long, value_enum)]
+        from: Side,
+        /// The side to map to (the other one; accepted for clarity).
+        #[arg(long, value_enum)]
+        to: Option<Side>,
+        /// Output format: `text` writes mapped documents as NDJSON (problems to stderr),
+        /// `json` one result object per record.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+        /// For every output field, show the rule (file:line) and the source pointer behind it.
+        #[arg(long)]
+        explain: bool,
+        /// How to read the input.
+        #[arg(long, value_enum, default_value_t)]
+        input: InputMode,
+        /// Largest record in bytes.
+        #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES)]
+        max_record_bytes: usize,
+        /// Files; `-` or none reads standard input.
+        files: Vec<String>,
+    },
+    /// Work with the mapping files.
+    Mappings {
+        #[command(subcommand)]
+        action: MappingsAction,
+    },
+}
+
+/// `gateway mappings ...`
+#[derive(Debug, Subcommand)]
+pub enum MappingsAction {
+    /// Compile and check every mapping against its profiles; list the mappings.
+    Check,
+    /// Run the fixture pairs and report rules and target fields no fixture exercised.
+    Test {
+        /// The fixtures folder.
+        #[arg(long, default_value = "mappings/fixtures")]
+        fixtures: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit status.
@@ -119,6 +168,108 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(summary.exit_code())
         }
+        Command::Map {
+            from,
+            to,
+            format,
+            explain,
+            input,
+            max_record_bytes,
+            files,
+        } => {
+            if to == Some(from) {
+                anyhow::bail!("--from and --to name the same side");
+            }
+            let mappings = load_mappings(cli.mappings_dir, &registry)?;
+            let options = MapOptions {
+                from,
+                format,
+                explain,
+                input,
+                max_record_bytes,
+            };
+            let summary = map_cli::run_map(
+                &registry,
+                &mappings,
+                &files,
+                &options,
+                &mut out,
+                &mut io::stderr(),
+            )?;
+            out.flush()?;
+            eprintln!(
+                "{} mapped, {} not mapped",
+                plural(summary.mapped, "record"),
+                summary.failed
+            );
+            Ok(summary.exit_code())
+        }
+        Command::Mappings { action } => {
+            let mappings = load_mappings(cli.mappings_dir, &registry)?;
+            match action {
+                MappingsAction::Check => {
+                    for plan in &mappings.plans {
+                        writeln!(
+                            out,
+                            "{}\t{}\t{} ⇄ {}\t{} rules\t{}",
+                            plan.header.id,
+                            plan.file,
+                            plan.header.apotti,
+                            plan.header.kanta,
+                            plan.rules.len(),
+                            plan.hash
+                        )?;
+                    }
+                    writeln!(
+                        out,
+                        "{} concept maps; all mappings check",
+                        mappings.concepts.len()
+                    )?;
+                    out.flush()?;
+                    Ok(0)
+                }
+                MappingsAction::Test { fixtures } => {
+                    let report = map_cli::run_fixtures(&registry, &mappings, &fixtures)?;
+                    let mut failed = 0;
+                    for result in &report.results {
+                        if result.problems.is_empty() {
+                            writeln!(out, "ok    {}", result.name)?;
+                        } else {
+                            failed += 1;
+                            writeln!(out, "FAIL  {}", result.name)?;
+                            for problem in &result.problems {
+                                writeln!(out, "      {problem}")?;
+                            }
+                        }
+                    }
+                    for (mapping, rules) in &report.unexercised_rules {
+                        if !rules.is_empty() {
+                            writeln!(
+                                out,
+                                "{mapping}: rules no fixture exercised: {}",
+                                rules.join(", ")
+                            )?;
+                        }
+                    }
+                    for (mapping, fields) in &report.unexercised_fields {
+                        if !fields.is_empty() {
+                            writeln!(
+                                out,
+                                "{mapping}: target fields no fixture produced: {}",
+                                fields.join(", ")
+                            )?;
+                        }
+                    }
+                    writeln!(
+                        out,
+                        "{} passed, {failed} failed",
+                        report.results.len() - failed
+                    )?;
+                    out.flush()?;
+                    Ok(u8::from(failed > 0))
+                }
+            }
+        }
         Command::Profiles => {
             for profile in registry.profiles() {
                 writeln!(
@@ -133,6 +284,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn load_mappings(dir: Option<PathBuf>, registry: &ProfileRegistry) -> anyhow::Result<MappingSet> {
+    let source = match dir {
+        Some(dir) => MappingSource::Directory(dir),
+        None => MappingSource::Embedded,
+    };
+    MappingSet::load(&source, registry).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the mappings do not check:\n{}", lines.join("\n"))
+    })
 }
 
 fn plural(count: u64, word: &str) -> String {

@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod identifiers;
 pub mod input;
+pub mod map_cli;
+pub mod mapping;
 pub mod outcome;
 pub mod profiles;
 pub mod validate;

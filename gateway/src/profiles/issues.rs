@@ -244,7 +244,7 @@ fn note_rule(node: &Value, context: &mut RuleContext) {
 }
 
 /// Resolves a `$ref` against the URI of the document it stands in: `(document URI, fragment)`.
-fn resolve_reference(base: &str, reference: &str) -> (String, String) {
+pub(crate) fn resolve_reference(base: &str, reference: &str) -> (String, String) {
     let (path, fragment) = reference.split_once('#').unwrap_or((reference, ""));
     if path.is_empty() {
         return (base.to_owned(), fragment.to_owned());
@@ -270,7 +270,7 @@ fn unescape(segment: &str) -> String {
     segment.replace("~1", "/").replace("~0", "~")
 }
 
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

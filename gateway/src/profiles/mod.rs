@@ -6,7 +6,7 @@
 //! compiles each profile once, and stamps it with its id and the SHA-256 of its bytes. A verdict
 //! always names the stamp of the profile that gave it.
 
-mod issues;
+pub(crate) mod issues;
 pub mod rules;
 
 use std::collections::HashMap;

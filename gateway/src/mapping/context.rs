@@ -1,0 +1,182 @@
+//! A mapping context held in memory: for `gateway map`, the fixture runner and the tests.
+//!
+//! The service builds its context from the database crosswalk; this one keeps the crosswalk in
+//! maps and allocates OIDs under the custodian's root (`<root>.13.<year>.<n>` for documents,
+//! `<root>.14.<year>.<n>` for cases, as `codes.md` says). It remembers what it allocated and
+//! what it restored, so that a record mapped forward and then back gets its own ids again.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::engine::{Direction, MappingContext};
+use super::plan::{Convert, MappingPlan, Source};
+
+/// Crosswalk kind of cases; all other kinds are documents.
+pub const CASE_KIND: &str = "case";
+
+/// An in-memory context.
+#[derive(Debug)]
+pub struct LocalContext {
+    root: String,
+    year: i16,
+    next: Cell<u64>,
+    values: HashMap<String, Value>,
+    oids: RefCell<HashMap<(String, String), String>>,
+    ids: RefCell<HashMap<(String, String), String>>,
+}
+
+impl LocalContext {
+    /// A context allocating under `root` (the custodian's OID) in `year`, with the gateway's
+    /// defaults for producer, language and custodian type.
+    #[must_use]
+    pub fn new(root: &str, year: i16) -> Self {
+        let mut values = HashMap::new();
+        values.insert(
+            "producer".to_owned(),
+            json!({"vendor": "SOSKU-yhteistyö", "product": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")}),
+        );
+        values.insert("language".to_owned(), json!("fi"));
+        values.insert("custodian_type".to_owned(), json!("1"));
+        values.insert("source_system".to_owned(), json!("KANTA"));
+        Self {
+            root: root.to_owned(),
+            year,
+            next: Cell::new(1),
+            values,
+            oids: RefCell::new(HashMap::new()),
+            ids: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Sets a named value.
+    pub fn set(&mut self, name: &str, value: Value) {
+        self.values.insert(name.to_owned(), value);
+    }
+
+    /// Removes a named value.
+    pub fn unset(&mut self, name: &str) {
+        self.values.remove(name);
+    }
+
+    /// Records that `source_id` of `kind` is `oid`, both ways.
+    pub fn remember(&self, kind: &str, source_id: &str, oid: &str) {
+        self.oids
+            .borrow_mut()
+            .insert((kind.to_owned(), source_id.to_owned()), oid.to_owned());
+        self.ids
+            .borrow_mut()
+            .insert((kind.to_owned(), oid.to_owned()), source_id.to_owned());
+    }
+
+    fn allocate(&self, kind: &str) -> String {
+        let sequence = self.next.get();
+        self.next.set(sequence + 1);
+        let arc = if kind == CASE_KIND { 14 } else { 13 };
+        format!("{}.{arc}.{}.{sequence}", self.root, self.year)
+    }
+
+    /// Prepares the per-record values for one run of `plan`: forward, the document's own OID
+    /// (version 1 of its set, unless the crosswalk says otherwise); backward, the values an
+    /// import message needs.
+    pub fn prepare(&mut self, plan: &MappingPlan, record: &Value, direction: Direction) {
+        match direction {
+            Direction::Forward => {
+                if let Some(root) = record
+                    .pointer("/SOURCE_ORG_ID")
+                    .and_then(Value::as_str)
+                    .and_then(crate::identifiers::custodian_oid_root)
+                {
+                    self.root = root;
+                }
+                if let Some(set_oid) = identity_oid(plan, record, self) {
+                    self.values
+                        .insert("document_oid".to_owned(), Value::String(set_oid));
+                }
+                self.values.insert("version".to_owned(), json!(1));
+                self.values.remove("replaces");
+            }
+            Direction::Backward => {
+                let version = record.pointer("/header/version").cloned();
+                let document = record
+                    .pointer("/header/documentOid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                self.values
+                    .insert("revision".to_owned(), version.unwrap_or(json!(1)));
+                self.values.insert(
+                    "msg_id".to_owned(),
+                    Value::String(format!("KANTA.{document}")),
+                );
+                let now = jiff::Zoned::now().with_time_zone(
+                    jiff::tz::db()
+                        .get("Europe/Helsinki")
+                        .unwrap_or(jiff::tz::TimeZone::UTC),
+                );
+                self.values
+                    .entry("msg_dttm".to_owned())
+                    .or_insert(Value::String(now.strftime("%Y-%m-%d %H:%M:%S").to_string()));
+                let encounter = record
+                    .pointer("/body/visit/encounterId")
+                    .and_then(Value::as_str)
+                    .unwrap_or(document);
+                self.values.insert(
+                    "note_id".to_owned(),
+                    Value::String(format!("KANTA-{encounter}")),
+                );
+                self.values.insert(
+                    "flowsheet_id".to_owned(),
+                    Value::String(format!("KANTA-{encounter}")),
+                );
+            }
+        }
+    }
+}
+
+/// The OID of the record's own document set: the rule that writes `/header/setOid`.
+fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> Option<String> {
+    let rule = plan.rules.iter().find(|rule| {
+        rule.kanta
+            .as_ref()
+            .is_some_and(|k| k.text == "/header/setOid")
+    })?;
+    let (pointer, kind) = match (&rule.forward, &rule.apotti) {
+        (Source::Peer(Convert::Crosswalk(kind)), Some(apotti)) => (apotti, kind),
+        (Source::Other(pointer, Convert::Crosswalk(kind)), _) => (pointer, kind),
+        _ => return None,
+    };
+    let id = match pointer.get(record)? {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        _ => return None,
+    };
+    context.oid_for(kind, &id)
+}
+
+impl MappingContext for LocalContext {
+    fn value(&self, name: &str) -> Option<Value> {
+        self.values.get(name).cloned()
+    }
+
+    fn oid_for(&self, kind: &str, source_id: &str) -> Option<String> {
+        let key = (kind.to_owned(), source_id.to_owned());
+        if let Some(oid) = self.oids.borrow().get(&key) {
+            return Some(oid.clone());
+        }
+        let oid = self.allocate(kind);
+        self.remember(kind, source_id, &oid);
+        Some(oid)
+    }
+
+    fn source_id_for(&self, kind: &str, oid: &str) -> Option<String> {
+        let key = (kind.to_owned(), oid.to_owned());
+        if let Some(id) = self.ids.borrow().get(&key) {
+            return Some(id.clone());
+        }
+        // An OID the crosswalk has not seen (archived by another system): its id on the EHR
+        // side is the OID itself, remembered so that it maps back to the same OID.
+        self.remember(kind, oid, oid);
+        Some(oid.to_owned())
+    }
+}

@@ -1,0 +1,772 @@
+//! Running a compiled plan, forward (Apotti → Kanta) or backward (Kanta → Apotti).
+//!
+//! The engine is pure: it takes a record and a [`MappingContext`] (the values the pipeline
+//! supplies: allocated OIDs, version, producer, crosswalk look-ups) and returns a document or
+//! issues. Both directions share one walk over the rules; the direction only decides which side
+//! is read and which is written. Paths for messages and explanations are built only when an
+//! issue or a trace needs them.
+
+use serde_json::{Map, Value};
+
+use super::MappingSet;
+use super::concepts::ConceptError;
+use super::plan::{Compute, Condition, Convert, GroupPlan, MappingPlan, Ptr, Rule, Shape, Source};
+use crate::outcome::{Issue, IssueCode};
+use crate::profiles::rules::round_half_away;
+
+/// Names of the context values a mapping may use; the compiler rejects others.
+pub const CONTEXT_NAMES: &[&str] = &[
+    "document_oid",
+    "version",
+    "replaces",
+    "producer",
+    "custodian_type",
+    "language",
+    "revision",
+    "msg_id",
+    "msg_dttm",
+    "source_system",
+    "patient_id",
+    "note_id",
+    "flowsheet_id",
+];
+
+/// What the pipeline supplies to a mapping run.
+pub trait MappingContext {
+    /// A named value (see [`CONTEXT_NAMES`]); `None` leaves the field out.
+    fn value(&self, name: &str) -> Option<Value>;
+    /// The OID the crosswalk holds (or allocates) for a source id of this kind.
+    fn oid_for(&self, kind: &str, source_id: &str) -> Option<String>;
+    /// The source id the crosswalk knows for an OID, if any.
+    fn source_id_for(&self, kind: &str, oid: &str) -> Option<String>;
+}
+
+/// Which way a plan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Apotti-like → Kanta-style.
+    Forward,
+    /// Kanta-style → Apotti-like.
+    Backward,
+}
+
+/// Which rule and source produced an output field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Trace {
+    /// JSON Pointer of the output value.
+    pub target: String,
+    /// The rule id.
+    pub rule: String,
+    /// `file:line` of the rule.
+    pub location: String,
+    /// JSON Pointer of the input value, when the value came from the input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct MapOutcome {
+    /// The mapped document (incomplete when there are issues).
+    pub document: Value,
+    /// What could not be mapped.
+    pub issues: Vec<Issue>,
+    /// Explanations, when asked for.
+    pub trace: Vec<Trace>,
+}
+
+/// A path for messages: a chain of pointer pieces, rendered only when needed.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    piece: Piece<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Piece<'a> {
+    Root,
+    Pointer(&'a str),
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    const ROOT: Path<'static> = Path {
+        parent: None,
+        piece: Piece::Root,
+    };
+
+    fn child(&'a self, piece: Piece<'a>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            piece,
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut pieces = Vec::new();
+        let mut current = Some(self);
+        while let Some(path) = current {
+            pieces.push(path.piece);
+            current = path.parent;
+        }
+        let mut out = String::new();
+        for piece in pieces.into_iter().rev() {
+            match piece {
+                Piece::Root => {}
+                Piece::Pointer(text) => out.push_str(text),
+                Piece::Index(index) => {
+                    out.push('/');
+                    out.push_str(&index.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn with(&self, ptr: &Ptr) -> String {
+        let mut out = self.render();
+        out.push_str(&ptr.text);
+        out
+    }
+}
+
+struct Run<'a> {
+    set: &'a MappingSet,
+    context: &'a dyn MappingContext,
+    direction: Direction,
+    issues: Vec<Issue>,
+    trace: Option<Vec<Trace>>,
+    row_number: usize,
+}
+
+/// Runs `plan` on `input`.
+#[must_use]
+pub fn run(
+    set: &MappingSet,
+    plan: &MappingPlan,
+    input: &Value,
+    context: &dyn MappingContext,
+    direction: Direction,
+    explain: bool,
+) -> MapOutcome {
+    let mut run = Run {
+        set,
+        context,
+        direction,
+        issues: Vec::new(),
+        trace: explain.then(Vec::new),
+        row_number: 0,
+    };
+    let mut document = Value::Object(Map::new());
+    run.rules(&plan.rules, input, &mut document, &Path::ROOT, &Path::ROOT);
+    MapOutcome {
+        document,
+        issues: run.issues,
+        trace: run.trace.unwrap_or_default(),
+    }
+}
+
+impl Run<'_> {
+    fn forward(&self) -> bool {
+        self.direction == Direction::Forward
+    }
+
+    /// (read pointer, write pointer, value source) of a rule in this direction.
+    fn sides<'r>(&self, rule: &'r Rule) -> (Option<&'r Ptr>, Option<&'r Ptr>, &'r Source) {
+        if self.forward() {
+            (rule.apotti.as_ref(), rule.kanta.as_ref(), &rule.forward)
+        } else {
+            (rule.kanta.as_ref(), rule.apotti.as_ref(), &rule.reverse)
+        }
+    }
+
+    fn issue(&mut self, rule: &Rule, code: IssueCode, pointer: String, message: String) {
+        self.issues.push(Issue::error(
+            code,
+            format!("mapping:{}", rule.id),
+            pointer,
+            format!("{message} (rule {} at {})", rule.id, rule.location),
+        ));
+    }
+
+    /// Runs rules in scope; returns how many values came from the input (not constants).
+    fn rules(
+        &mut self,
+        rules: &[Rule],
+        source: &Value,
+        target: &mut Value,
+        source_path: &Path<'_>,
+        target_path: &Path<'_>,
+    ) -> usize {
+        let mut from_input = 0;
+        for rule in rules {
+            if let Some(condition) = &rule.when
+                && !self.holds(condition, source, target)
+            {
+                continue;
+            }
+            from_input += match &rule.shape {
+                Shape::Field => self.field(rule, source, target, source_path, target_path),
+                Shape::Each(nested) => {
+                    self.each(rule, nested, source, target, source_path, target_path)
+                }
+                Shape::Single(nested) => {
+                    self.single(rule, nested, source, target, source_path, target_path)
+                }
+                Shape::Group(group) => {
+                    self.group(rule, group, source, target, source_path, target_path)
+                }
+            };
+        }
+        from_input
+    }
+
+    fn holds(&self, condition: &Condition, source: &Value, target: &Value) -> bool {
+        let doc = if condition.apotti_side == self.forward() {
+            source
+        } else {
+            target
+        };
+        let equal = condition.ptr.get(doc) == Some(&condition.value);
+        equal != condition.negate
+    }
+
+    fn record(&mut self, rule: &Rule, target: String, source: Option<String>) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(Trace {
+                target,
+                rule: rule.id.clone(),
+                location: rule.location.to_string(),
+                source,
+            });
+        }
+    }
+
+    fn field(
+        &mut self,
+        rule: &Rule,
+        source: &Value,
+        target: &mut Value,
+        source_path: &Path<'_>,
+        target_path: &Path<'_>,
+    ) -> usize {
+        let (read, write, how) = self.sides(rule);
+        let Some(write) = write else { return 0 };
+        let (value, from) = match how {
+            Source::Nothing => return 0,
+            Source::Constant(value) => (value.clone(), None),
+            Source::Context(name) => match self.context.value(name) {
+                Some(value) => (value, None),
+                None => return 0,
+            },
+            Source::Compute(compute) => match self.compute(*compute, target) {
+                Some(value) => (value, None),
+                None => return 0,
+            },
+            Source::Peer(convert) => {
+                let Some(read) = read else { return 0 };
+                let value = match (read.get(source), &rule.default) {
+                    (Some(value), _) => value,
+                    (None, Some(default)) if self.forward() => default,
+                    (None, _) => return 0,
+                };
+                match self.convert(rule, convert, value, || source_path.with(read)) {
+                    Some(value) => (value, Some(read)),
+                    None => return 0,
+                }
+            }
+            Source::Other(ptr, convert) => {
+                let Some(value) = ptr.get(source) else {
+                    return 0;
+                };
+                match self.convert(rule, convert, value, || source_path.with(ptr)) {
+                    Some(value) => (value, Some(ptr)),
+                    None => return 0,
+                }
+            }
+            Source::DisplayOf(ptr, concept) => {
+                let Some(value) = ptr.get(source) else {
+                    return 0;
+                };
+                let map = &self.set.concepts[*concept];
+                match map.entry_for_kanta(value) {
+                    Ok(entry) => (
+                        Value::String(entry.display.clone().unwrap_or_else(|| entry.label.clone())),
+                        Some(ptr),
+                    ),
+                    Err(_) => {
+                        let at = source_path.with(ptr);
+                        let id = map.id.clone();
+                        self.issue(
+                            rule,
+                            IssueCode::CodeInvalid,
+                            at,
+                            format!("the code has no entry in concept map {id}"),
+                        );
+                        return 0;
+                    }
+                }
+            }
+        };
+        if self.trace.is_some() {
+            let source = from.map(|ptr| source_path.with(ptr));
+            self.record(rule, target_path.with(write), source);
+        }
+        write.set(target, value);
+        usize::from(from.is_some())
+    }
+
+    fn convert(
+        &mut self,
+        rule: &Rule,
+        convert: &Convert,
+        value: &Value,
+        at: impl FnOnce() -> String,
+    ) -> Option<Value> {
+        let forward = self.forward();
+        match convert {
+            Convert::Copy => Some(value.clone()),
+            Convert::Transform(transform) => {
+                let result = if forward {
+                    transform.forward(value)
+                } else {
+                    transform.backward(value)
+                };
+                match result {
+                    Ok(value) => Some(value),
+                    Err(error) => {
+                        let name = transform.name();
+                        self.issue(
+                            rule,
+                            IssueCode::Value,
+                            at(),
+                            format!("transform {name} cannot convert the value: {error}"),
+                        );
+                        None
+                    }
+                }
+            }
+            Convert::Concept(index) => {
+                let map = &self.set.concepts[*index];
+                let result = if forward {
+                    map.forward(value)
+                } else {
+                    map.backward(value)
+                };
+                match result {
+                    Ok(value) => Some(value),
+                    Err(error) => {
+                        let id = map.id.clone();
+                        let message = match (error, value.as_str()) {
+                            (ConceptError::NoTranslation, Some(label)) => format!(
+                                "'{label}' has no translation in concept map {id}; it is never passed through"
+                            ),
+                            (ConceptError::UnknownCode, _) => {
+                                format!("the code is not in concept map {id}")
+                            }
+                            (ConceptError::Ambiguous, _) => {
+                                format!("the code maps back to several labels in concept map {id}")
+                            }
+                            (ConceptError::WrongSystem, _) => {
+                                format!("the coding's system is not that of concept map {id}")
+                            }
+                            _ => format!("the value is not of the shape concept map {id} takes"),
+                        };
+                        self.issue(rule, IssueCode::CodeInvalid, at(), message);
+                        None
+                    }
+                }
+            }
+            Convert::Crosswalk(kind) => {
+                let number;
+                let text = match value {
+                    Value::String(text) => text.as_str(),
+                    Value::Number(n) => {
+                        number = n.to_string();
+                        number.as_str()
+                    }
+                    _ => {
+                        self.issue(rule, IssueCode::Value, at(), "expected an id".into());
+                        return None;
+                    }
+                };
+                if forward {
+                    match self.context.oid_for(kind, text) {
+                        Some(oid) => Some(Value::String(oid)),
+                        None => {
+                            self.issue(
+                                rule,
+                                IssueCode::Processing,
+                                at(),
+                                format!("the crosswalk has no {kind} OID for this id"),
+                            );
+                            None
+                        }
+                    }
+                } else {
+                    let id = self
+                        .context
+                        .source_id_for(kind, text)
+                        .unwrap_or_else(|| text.to_owned());
+                    Some(Value::String(id))
+                }
+            }
+        }
+    }
+
+    fn compute(&self, compute: Compute, element: &Value) -> Option<Value> {
+        match compute {
+            Compute::EurohisScore => {
+                let items = element.get("items")?.as_array()?;
+                if items.len() < 6 {
+                    return None;
+                }
+                let mut sum = 0.0;
+                for item in items {
+                    sum += item.get("value")?.as_f64()?;
+                }
+                #[expect(clippy::cast_precision_loss, reason = "at most 8 items")]
+                let mean = sum / items.len() as f64;
+                serde_json::Number::from_f64(round_half_away(mean, 2)).map(Value::Number)
+            }
+            Compute::RowNumber => Some(Value::from(self.row_number)),
+        }
+    }
+
+    fn source_array<'v>(
+        &mut self,
+        rule: &'v Rule,
+        read: &Ptr,
+        source: &'v Value,
+        source_path: &Path<'_>,
+    ) -> Option<&'v [Value]> {
+        let value = match (read.get(source), &rule.default) {
+            (Some(value), _) => value,
+            (None, Some(default)) if self.forward() => default,
+            (None, _) => return None,
+        };
+        match value.as_array() {
+            Some(items) => Some(items),
+            None => {
+                self.issue(
+                    rule,
+                    IssueCode::Structure,
+                    source_path.with(read),
+                    "expected an array".into(),
+                );
+                None
+            }
+        }
+    }
+
+    fn each(
+        &mut self,
+        rule: &Rule,
+        nested: &[Rule],
+        source: &Value,
+        target: &mut Value,
+        source_path: &Path<'_>,
+        target_path: &Path<'_>,
+    ) -> usize {
+        let (Some(read), Some(write), _) = self.sides(rule) else {
+            return 0;
+        };
+        let Some(items) = self.source_array(rule, read, source, source_path) else {
+            return 0;
+        };
+        let source_base = source_path.child(Piece::Pointer(&read.text));
+        let target_base = target_path.child(Piece::Pointer(&write.text));
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let mut element = Value::Object(Map::new());
+            self.rules(
+                nested,
+                item,
+                &mut element,
+                &source_base.child(Piece::Index(index)),
+                &target_base.child(Piece::Index(index)),
+            );
+            out.push(element);
+        }
+        write.set(target, Value::Array(out));
+        1
+    }
+
+    fn single(
+        &mut self,
+        rule: &Rule,
+        nested: &[Rule],
+        source: &Value,
+        target: &mut Value,
+        source_path: &Path<'_>,
+        target_path: &Path<'_>,
+    ) -> usize {
+        let (Some(apotti), Some(kanta)) = (&rule.apotti, &rule.kanta) else {
+            return 0;
+        };
+        if self.forward() {
+            let Some(items) = self.source_array(rule, apotti, source, source_path) else {
+                return 0;
+            };
+            match items {
+                [] => 0,
+                [item] => {
+                    let mut element = kanta
+                        .get(target)
+                        .cloned()
+                        .unwrap_or(Value::Object(Map::new()));
+                    let source_base = source_path.child(Piece::Pointer(&apotti.text));
+                    let written = self.rules(
+                        nested,
+                        item,
+                        &mut element,
+                        &source_base.child(Piece::Index(0)),
+                        &target_path.child(Piece::Pointer(&kanta.text)),
+                    );
+                    kanta.set(target, element);
+                    written
+                }
+                _ => {
+                    self.issue(
+                        rule,
+                        IssueCode::NotSupported,
+                        source_path.with(apotti),
+                        format!(
+                            "{} items where the Kanta-style document has room for one; the record \
+                             cannot be mapped without losing data",
+                            items.len()
+                        ),
+                    );
+                    0
+                }
+            }
+        } else {
+            let Some(object) = kanta.get(source) else {
+                return 0;
+            };
+            let mut element = Value::Object(Map::new());
+            let target_base = target_path.child(Piece::Pointer(&apotti.text));
+            let written = self.rules(
+                nested,
+                object,
+                &mut element,
+                &source_path.child(Piece::Pointer(&kanta.text)),
+                &target_base.child(Piece::Index(0)),
+            );
+            if written > 0 {
+                apotti.set(target, Value::Array(vec![element]));
+            }
+            written
+        }
+    }
+
+    fn group(
+        &mut self,
+        rule: &Rule,
+        group: &GroupPlan,
+        source: &Value,
+        target: &mut Value,
+        source_path: &Path<'_>,
+        target_path: &Path<'_>,
+    ) -> usize {
+        let (Some(read), Some(write), _) = self.sides(rule) else {
+            return 0;
+        };
+        let Some(items) = self.source_array(rule, read, source, source_path) else {
+            return 0;
+        };
+        let source_base = source_path.child(Piece::Pointer(&read.text));
+        let target_base = target_path.child(Piece::Pointer(&write.text));
+        let out = if self.forward() {
+            self.group_forward(rule, group, items, &source_base, &target_base)
+        } else {
+            self.group_backward(rule, group, items, &source_base, &target_base)
+        };
+        if let Some(out) = out {
+            write.set(target, Value::Array(out));
+        }
+        1
+    }
+
+    fn group_forward(
+        &mut self,
+        rule: &Rule,
+        group: &GroupPlan,
+        rows: &[Value],
+        source_base: &Path<'_>,
+        target_base: &Path<'_>,
+    ) -> Option<Vec<Value>> {
+        let map = &self.set.concepts[group.concept];
+        // In order of first appearance.
+        let mut groups: Vec<Group> = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            let at = || source_base.child(Piece::Index(index)).with(&group.key);
+            let Some(key) = group.key.get(row).and_then(Value::as_str) else {
+                let at = at();
+                self.issue(rule, IssueCode::Required, at, "the row has no key".into());
+                return None;
+            };
+            let Some((prefix, number)) = split_prefix_number(key) else {
+                let at = at();
+                self.issue(
+                    rule,
+                    IssueCode::Value,
+                    at,
+                    "the key does not end in an item number".into(),
+                );
+                return None;
+            };
+            let Some(entry) = map.entries.iter().position(|e| e.label == prefix) else {
+                let (at, id) = (at(), map.id.clone());
+                self.issue(
+                    rule,
+                    IssueCode::CodeInvalid,
+                    at,
+                    format!("prefix '{prefix}' has no translation in concept map {id}"),
+                );
+                return None;
+            };
+            let mut identity = prefix.to_owned();
+            for shared in &group.group_rules {
+                if let Some(value) = shared.apotti.as_ref().and_then(|p| p.get(row)) {
+                    identity.push('\u{1f}');
+                    identity.push_str(&value.to_string());
+                }
+            }
+            match groups.iter_mut().find(|(id, _, _)| *id == identity) {
+                Some((_, _, members)) => members.push((index, number)),
+                None => groups.push((identity, entry, vec![(index, number)])),
+            }
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (position, (_, entry, members)) in groups.iter().enumerate() {
+            let element_path = target_base.child(Piece::Index(position));
+            let mut element = Value::Object(Map::new());
+            let coding = map.kanta_value(&map.entries[*entry]);
+            group.kanta_key.set(&mut element, coding);
+            let mut items = Vec::with_capacity(members.len());
+            for (item_index, (row_index, number)) in members.iter().enumerate() {
+                let mut item = Value::Object(Map::new());
+                group.kanta_number.set(&mut item, Value::from(*number));
+                let items_path = element_path.child(Piece::Pointer(&group.items.text));
+                self.rules(
+                    &group.item_rules,
+                    &rows[*row_index],
+                    &mut item,
+                    &source_base.child(Piece::Index(*row_index)),
+                    &items_path.child(Piece::Index(item_index)),
+                );
+                items.push(item);
+            }
+            group.items.set(&mut element, Value::Array(items));
+            let first = members[0].0;
+            self.rules(
+                &group.group_rules,
+                &rows[first],
+                &mut element,
+                &source_base.child(Piece::Index(first)),
+                &element_path,
+            );
+            out.push(element);
+        }
+        Some(out)
+    }
+
+    fn group_backward(
+        &mut self,
+        rule: &Rule,
+        group: &GroupPlan,
+        elements: &[Value],
+        source_base: &Path<'_>,
+        target_base: &Path<'_>,
+    ) -> Option<Vec<Value>> {
+        let map = &self.set.concepts[group.concept];
+        let mut rows = Vec::new();
+        for (position, element) in elements.iter().enumerate() {
+            let element_path = source_base.child(Piece::Index(position));
+            let coding = group.kanta_key.get(element).unwrap_or(&Value::Null);
+            let entry = match map.entry_for_kanta(coding) {
+                Ok(entry) => entry,
+                Err(_) => {
+                    let (at, id) = (element_path.with(&group.kanta_key), map.id.clone());
+                    self.issue(
+                        rule,
+                        IssueCode::CodeInvalid,
+                        at,
+                        format!("the code is not in concept map {id}"),
+                    );
+                    return None;
+                }
+            };
+            let width = entry.number_width.unwrap_or(1);
+            let prefix = entry.label.clone();
+            let items = group
+                .items
+                .get(element)
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            for (item_index, item) in items.iter().enumerate() {
+                let row_path = target_base.child(Piece::Index(rows.len()));
+                self.row_number = rows.len() + 1;
+                let mut row = Value::Object(Map::new());
+                self.rules(
+                    &group.group_rules,
+                    element,
+                    &mut row,
+                    &element_path,
+                    &row_path,
+                );
+                let Some(number) = group.kanta_number.get(item).and_then(Value::as_u64) else {
+                    let items_path = element_path.child(Piece::Pointer(&group.items.text));
+                    let at = items_path
+                        .child(Piece::Index(item_index))
+                        .with(&group.kanta_number);
+                    self.issue(rule, IssueCode::Value, at, "the item has no number".into());
+                    return None;
+                };
+                group
+                    .key
+                    .set(&mut row, Value::String(format!("{prefix}{number:0width$}")));
+                let items_path = element_path.child(Piece::Pointer(&group.items.text));
+                self.rules(
+                    &group.item_rules,
+                    item,
+                    &mut row,
+                    &items_path.child(Piece::Index(item_index)),
+                    &row_path,
+                );
+                rows.push(row);
+            }
+        }
+        Some(rows)
+    }
+}
+
+/// Rows that form one group: (identity, concept entry index, (row index, item number)s).
+type Group = (String, usize, Vec<(usize, u64)>);
+
+/// `EUROHIS_Q3` → (`EUROHIS_Q`, 3); `3X10D_07` → (`3X10D_`, 7): the trailing digits are the
+/// number, the rest the prefix.
+#[must_use]
+pub fn split_prefix_number(key: &str) -> Option<(&str, u64)> {
+    let digits = key.bytes().rev().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits == key.len() {
+        return None;
+    }
+    let (prefix, number) = key.split_at(key.len() - digits);
+    number.parse().ok().map(|n| (prefix, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_into_prefix_and_number() {
+        assert_eq!(split_prefix_number("EUROHIS_Q3"), Some(("EUROHIS_Q", 3)));
+        assert_eq!(split_prefix_number("3X10D_07"), Some(("3X10D_", 7)));
+        assert_eq!(split_prefix_number("3X10D_10"), Some(("3X10D_", 10)));
+        assert_eq!(split_prefix_number("EUROHIS_Q"), None);
+        assert_eq!(split_prefix_number("123"), None);
+    }
+}
