@@ -97,6 +97,9 @@ pub enum MappingsAction {
         /// The fixtures folder.
         #[arg(long, default_value = "mappings/fixtures")]
         fixtures: PathBuf,
+        /// Write differing backward outputs as `<name>.import.json` (review the diff).
+        #[arg(long)]
+        bless: bool,
     },
 }
 
@@ -228,8 +231,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     out.flush()?;
                     Ok(0)
                 }
-                MappingsAction::Test { fixtures } => {
-                    let report = map_cli::run_fixtures(&registry, &mappings, &fixtures)?;
+                MappingsAction::Test { fixtures, bless } => {
+                    let report = map_cli::run_fixtures(&registry, &mappings, &fixtures, bless)?;
                     let mut failed = 0;
                     for result in &report.results {
                         if result.problems.is_empty() {

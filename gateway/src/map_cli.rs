@@ -293,7 +293,9 @@ pub struct FixtureReport {
 /// Runs the fixture pairs under `dir` (`mappings/fixtures`): each `.apotti.json` must map
 /// forward to its `.kanta.json`, and each `.kanta.json` back to `.apotti.json` (when an
 /// `.import.json` exists, back to that instead, for pairs whose forward direction loses data).
-/// The context of a fixture is `.context.json` beside it (year, root, values) or the defaults.
+/// The context of a fixture is `.context.json` beside it (year, crosswalk, values) or the
+/// defaults. With `bless`, a backward output that differs is written as the `.import.json`
+/// (review it: it must differ from `.apotti.json` only in fields the mapping declares lossy).
 ///
 /// # Errors
 /// When the folder cannot be read.
@@ -301,6 +303,7 @@ pub fn run_fixtures(
     profiles: &ProfileRegistry,
     mappings: &MappingSet,
     dir: &Path,
+    bless: bool,
 ) -> io::Result<FixtureReport> {
     let mut report = FixtureReport::default();
     let mut exercised_rules: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -380,9 +383,7 @@ pub fn run_fixtures(
                 continue;
             };
             context.prepare(plan, input, direction);
-            if direction == Direction::Backward
-                && let Some(values) = settings.get("values").and_then(Value::as_object)
-            {
+            if let Some(values) = settings.get("values").and_then(Value::as_object) {
                 for (key, value) in values {
                     context.set(key, value.clone());
                 }
@@ -398,6 +399,10 @@ pub fn run_fixtures(
             }
             match &mapped.document {
                 Some(document) if document == expected => {}
+                Some(document) if bless && direction == Direction::Backward => {
+                    let text = serde_json::to_string_pretty(document)?;
+                    std::fs::write(format!("{stem}.import.json"), text + "\n")?;
+                }
                 Some(document) => problems.push(format!(
                     "{direction:?}: output differs from the fixture: {}",
                     first_difference(expected, document, "")

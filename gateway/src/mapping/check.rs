@@ -74,7 +74,11 @@ fn check_plan(
         schemas: Schemas { profiles },
         errors,
     };
-    checker.rules(&plan.rules, std::slice::from_ref(apotti), std::slice::from_ref(kanta));
+    checker.rules(
+        &plan.rules,
+        std::slice::from_ref(apotti),
+        std::slice::from_ref(kanta),
+    );
     // Every required field of each target is produced.
     let forward_written = written(&plan.rules, true);
     for path in checker.schemas.required_paths(std::slice::from_ref(kanta)) {
@@ -86,7 +90,10 @@ fn check_plan(
         }
     }
     let backward_written = written(&plan.rules, false);
-    for path in checker.schemas.required_paths(std::slice::from_ref(apotti_import)) {
+    for path in checker
+        .schemas
+        .required_paths(std::slice::from_ref(apotti_import))
+    {
         if !covers(&backward_written, &path) {
             checker.errors.push(header_error(format!(
                 "required field {path} of {} is produced by no rule on the way back",
@@ -132,6 +139,77 @@ impl<'a> Checker<'a> {
     fn rules(&mut self, rules: &[Rule], apotti: &[Node<'a>], kanta: &[Node<'a>]) {
         for rule in rules {
             self.rule(rule, apotti, kanta);
+            self.reachable(rule, apotti, kanta);
+        }
+        self.shadowing(rules);
+    }
+
+    /// A rule whose condition can never hold never runs: a mistake, not a rule.
+    fn reachable(&mut self, rule: &Rule, apotti: &[Node<'a>], kanta: &[Node<'a>]) {
+        let Some(condition) = &rule.when else { return };
+        let scope = if condition.apotti_side { apotti } else { kanta };
+        let nodes = self.schemas.at(scope, &condition.ptr);
+        if nodes.is_empty() {
+            let side = if condition.apotti_side {
+                "Apotti"
+            } else {
+                "Kanta"
+            };
+            self.error(
+                rule,
+                format!(
+                    "the condition's path {} does not exist on the {side} side",
+                    condition.ptr.text
+                ),
+            );
+            return;
+        }
+        if let Some(values) = self.schemas.enumeration(&nodes)
+            && !values.contains(&condition.value)
+        {
+            let verdict = if condition.negate {
+                "always holds"
+            } else {
+                "can never hold"
+            };
+            self.error(
+                rule,
+                format!(
+                    "the condition {verdict}: {} is not a value {} can take, so the rule is unreachable or its condition is dead",
+                    condition.value, condition.ptr.text
+                ),
+            );
+        }
+    }
+
+    /// Two unconditional rules writing the same field in the same direction: the later one
+    /// silently overwrites the earlier, which is then unreachable.
+    fn shadowing(&mut self, rules: &[Rule]) {
+        for forward in [true, false] {
+            let mut seen: Vec<(&str, &Rule)> = Vec::new();
+            for rule in rules.iter().filter(|r| r.when.is_none()) {
+                let (target, source) = if forward {
+                    (&rule.kanta, &rule.forward)
+                } else {
+                    (&rule.apotti, &rule.reverse)
+                };
+                let Some(target) = target else { continue };
+                if matches!(source, Source::Nothing) && matches!(rule.shape, Shape::Field) {
+                    continue;
+                }
+                if let Some((_, earlier)) = seen.iter().find(|(t, _)| *t == target.text) {
+                    let message = format!(
+                        "writes {} {}, which rule {} at {} already writes: that rule is unreachable",
+                        target.text,
+                        if forward { "forward" } else { "backward" },
+                        earlier.id,
+                        earlier.location
+                    );
+                    self.error(rule, message);
+                } else {
+                    seen.push((&target.text, rule));
+                }
+            }
         }
     }
 

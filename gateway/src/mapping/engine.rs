@@ -251,6 +251,15 @@ impl Run<'_> {
         target_path: &Path<'_>,
     ) -> usize {
         let (read, write, how) = self.sides(rule);
+        if self.forward()
+            && matches!(how, Source::Nothing)
+            && self.trace.is_some()
+            && let Some(read) = read.filter(|ptr| ptr.get(source).is_some())
+        {
+            // A field the mapping declares it does not keep: say so in the explanation.
+            self.record(rule, "(not kept)".to_owned(), Some(source_path.with(read)));
+            return 0;
+        }
         let Some(write) = write else { return 0 };
         let (value, from) = match how {
             Source::Nothing => return 0,
@@ -308,12 +317,16 @@ impl Run<'_> {
                 }
             }
         };
+        if !self.forward() && rule.default.as_ref() == Some(&value) {
+            // The Apotti side leaves a default out (an empty list is not allowed there).
+            return 0;
+        }
         if self.trace.is_some() {
             let source = from.map(|ptr| source_path.with(ptr));
             self.record(rule, target_path.with(write), source);
         }
         write.set(target, value);
-        usize::from(from.is_some())
+        usize::from(matches!(how, Source::Peer(_)))
     }
 
     fn convert(
@@ -488,7 +501,14 @@ impl Run<'_> {
             );
             out.push(element);
         }
-        write.set(target, Value::Array(out));
+        let value = Value::Array(out);
+        if !self.forward() && rule.default.as_ref() == Some(&value) {
+            return 0;
+        }
+        if self.trace.is_some() {
+            self.record(rule, target_path.with(write), Some(source_path.with(read)));
+        }
+        write.set(target, value);
         1
     }
 
@@ -524,6 +544,13 @@ impl Run<'_> {
                         &target_path.child(Piece::Pointer(&kanta.text)),
                     );
                     kanta.set(target, element);
+                    if self.trace.is_some() {
+                        self.record(
+                            rule,
+                            target_path.with(kanta),
+                            Some(source_path.with(apotti)),
+                        );
+                    }
                     written
                 }
                 _ => {
@@ -554,6 +581,13 @@ impl Run<'_> {
                 &target_base.child(Piece::Index(0)),
             );
             if written > 0 {
+                if self.trace.is_some() {
+                    self.record(
+                        rule,
+                        target_path.with(apotti),
+                        Some(source_path.with(kanta)),
+                    );
+                }
                 apotti.set(target, Value::Array(vec![element]));
             }
             written
@@ -582,9 +616,15 @@ impl Run<'_> {
         } else {
             self.group_backward(rule, group, items, &source_base, &target_base)
         };
-        if let Some(out) = out {
-            write.set(target, Value::Array(out));
+        let Some(out) = out else { return 0 };
+        let value = Value::Array(out);
+        if !self.forward() && rule.default.as_ref() == Some(&value) {
+            return 0;
         }
+        if self.trace.is_some() {
+            self.record(rule, target_path.with(write), Some(source_path.with(read)));
+        }
+        write.set(target, value);
         1
     }
 

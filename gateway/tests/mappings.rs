@@ -1,0 +1,286 @@
+//! The mapping engine as its users meet it: broken mapping files stop loading with the exact
+//! diagnostic, fixtures map both ways, explanations trace every field to a rule, and mapped
+//! output that breaks the target profile names the rule behind the value.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use gateway::map_cli::run_fixtures;
+use gateway::mapping::context::LocalContext;
+use gateway::mapping::engine::Direction;
+use gateway::mapping::{MappingSet, MappingSource};
+use gateway::profiles::{ProfileRegistry, ProfileSource};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn profiles() -> ProfileRegistry {
+    ProfileRegistry::load(&ProfileSource::Embedded).expect("profiles load")
+}
+
+/// The mapping files as `(relative path, text)`, as the loader reads them.
+fn mapping_files() -> Vec<(String, String)> {
+    let base = root().join("mappings");
+    let mut files = Vec::new();
+    let mut pending = vec![base.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).expect("readable").filter_map(Result::ok) {
+            let path = entry.path();
+            let relative = path
+                .strip_prefix(&base)
+                .expect("below")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if path.is_dir() {
+                if relative != "fixtures" && relative != "broken" {
+                    pending.push(path);
+                }
+            } else if relative.ends_with(".toml") {
+                files.push((relative, fs::read_to_string(&path).expect("text")));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).expect("readable")).expect("json")
+}
+
+#[test]
+fn the_shipped_mappings_load_and_check() {
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles())
+        .unwrap_or_else(|errors| panic!("{errors:#?}"));
+    assert_eq!(set.plans.len(), 3);
+    let from_dir = MappingSet::load(
+        &MappingSource::Directory(root().join("mappings")),
+        &profiles(),
+    )
+    .expect("directory loads");
+    let hashes = |s: &MappingSet| s.plans.iter().map(|p| p.hash.clone()).collect::<Vec<_>>();
+    assert_eq!(hashes(&set), hashes(&from_dir), "embedded copy is current");
+}
+
+/// Each file in `mappings/broken/` patches one shipped file and lists the exact diagnostics
+/// loading must then give.
+#[test]
+fn broken_mapping_files_give_their_exact_diagnostics() {
+    let profiles = profiles();
+    let mut dir: Vec<PathBuf> = fs::read_dir(root().join("mappings/broken"))
+        .expect("broken cases")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    dir.sort();
+    assert!(dir.len() >= 10, "too few broken cases");
+    let mut failures = Vec::new();
+    for path in dir {
+        let case: toml::Table =
+            toml::from_str(&fs::read_to_string(&path).expect("text")).expect("toml");
+        let file = case["file"].as_str().expect("file");
+        let replace = case["replace"].as_str().expect("replace");
+        let with = case["with"].as_str().expect("with");
+        let expect: Vec<String> = case["expect"]
+            .as_array()
+            .expect("expect")
+            .iter()
+            .map(|v| v.as_str().expect("string").to_owned())
+            .collect();
+        let mut files = mapping_files();
+        let target = files
+            .iter_mut()
+            .find(|(p, _)| p == file)
+            .expect("patched file exists");
+        assert_eq!(
+            target.1.matches(replace).count(),
+            1,
+            "{}: patch must apply once",
+            path.display()
+        );
+        target.1 = target.1.replacen(replace, with, 1);
+        let actual: Vec<String> = match MappingSet::from_files(&files, &profiles) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        };
+        if actual != expect || expect.is_empty() {
+            failures.push(format!(
+                "{}:\n  expected {expect:#?}\n  actual   {actual:#?}",
+                path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn fixtures_map_both_ways() {
+    let profiles = profiles();
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("loads");
+    let report =
+        run_fixtures(&profiles, &set, &root().join("mappings/fixtures"), false).expect("runs");
+    assert!(
+        report.results.len() >= 9,
+        "fixtures: {}",
+        report.results.len()
+    );
+    let failed: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| !r.problems.is_empty())
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Every mapping has fixtures for most of its rules; what is left is reported, not hidden.
+    for (mapping, rules) in &report.unexercised_rules {
+        assert!(
+            rules.len() <= 2,
+            "{mapping}: rules no fixture exercised: {rules:?}"
+        );
+    }
+}
+
+fn example(path: &str) -> Value {
+    read_json(&root().join("profiles/examples").join(path))
+}
+
+#[test]
+fn explain_traces_every_output_field_to_a_rule_and_source() {
+    let profiles = profiles();
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("loads");
+    let record = example("apotti/SOSKU_DECISION/valid/positive-approved.json");
+    let mut context = LocalContext::new("1.2.246.10.0", 2026);
+    let plan = set
+        .plan_for(Direction::Forward, "apotti/SOSKU_DECISION")
+        .expect("plan");
+    context.prepare(plan, &record, Direction::Forward);
+    let mapped = set.map_record(&profiles, &record, Direction::Forward, &context, true);
+    let document = mapped.document.expect("maps");
+    let hetu = mapped
+        .trace
+        .iter()
+        .find(|t| t.target == "/header/client/hetu")
+        .expect("hetu traced");
+    assert_eq!(hetu.rule, "hetu");
+    assert!(
+        hetu.location.starts_with("decision.toml:"),
+        "{}",
+        hetu.location
+    );
+    assert_eq!(hetu.source.as_deref(), Some("/PATIENT/SSN"));
+    let form = mapped
+        .trace
+        .iter()
+        .find(|t| t.target == "/body/decision/serviceForms/1")
+        .expect("array items traced with their index");
+    assert_eq!(
+        form.source.as_deref(),
+        Some("/DECISION/SERVICE_FORMS/1/FORM_C_NAME")
+    );
+    let dropped = mapped
+        .trace
+        .iter()
+        .find(|t| t.rule == "patient-mrn")
+        .expect("dropped field explained");
+    assert_eq!(dropped.target, "(not kept)");
+    // Every leaf of the output has a trace entry at it or above it.
+    fn leaves(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    leaves(v, format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) if !items.is_empty() => {
+                for (i, v) in items.iter().enumerate() {
+                    leaves(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => out.push(at),
+        }
+    }
+    let mut all = Vec::new();
+    leaves(&document, String::new(), &mut all);
+    for leaf in all {
+        assert!(
+            mapped
+                .trace
+                .iter()
+                .any(|t| leaf == t.target || leaf.starts_with(&format!("{}/", t.target))),
+            "{leaf} has no explanation"
+        );
+    }
+}
+
+#[test]
+fn a_label_without_translation_names_field_value_and_concept_map() {
+    let profiles = profiles();
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("loads");
+    let record =
+        example("apotti/SOSKU_DECISION/valid/voided-restricted-untranslated-municipality.json");
+    let context = LocalContext::new("1.2.246.10.0", 2026);
+    let mapped = set.map_record(&profiles, &record, Direction::Forward, &context, false);
+    assert!(mapped.document.is_none());
+    assert_eq!(mapped.issues.len(), 1);
+    let issue = &mapped.issues[0];
+    assert_eq!(issue.pointer, "/PATIENT/HOME_MUNICIPALITY_C_NAME");
+    assert_eq!(issue.rule, "mapping:municipality");
+    assert!(
+        issue.message.contains("'Sipoo'") && issue.message.contains("concept map kunta"),
+        "{}",
+        issue.message
+    );
+}
+
+#[test]
+fn more_notes_than_the_document_holds_is_an_issue_not_a_loss() {
+    let profiles = profiles();
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("loads");
+    let record = example("apotti/SOSKU_VISIT/valid/group-session-with-measurements.json");
+    let context = LocalContext::new("1.2.246.10.0", 2026);
+    let mapped = set.map_record(&profiles, &record, Direction::Forward, &context, false);
+    assert!(mapped.document.is_none());
+    assert_eq!(mapped.issues[0].pointer, "/VISIT/NOTES");
+    assert_eq!(mapped.issues[0].rule, "mapping:note");
+}
+
+#[test]
+fn output_that_breaks_the_target_profile_names_the_rule() {
+    let profiles = profiles();
+    let mut files = mapping_files();
+    let decision = files
+        .iter_mut()
+        .find(|(p, _)| p == "decision.toml")
+        .expect("decision");
+    decision.1 = decision.1.replacen(
+        "kanta = \"/header/language\"\nforward = { context = \"language\" }",
+        "kanta = \"/header/language\"\nforward = { constant = \"de\" }",
+        1,
+    );
+    // The rule's `[[rule]]` line is two lines above its `forward` (1-based: index - 1).
+    let line = decision
+        .1
+        .lines()
+        .position(|l| l.contains("constant = \"de\""))
+        .expect("patched")
+        - 1;
+    let set = MappingSet::from_files(&files, &profiles)
+        .expect("the checker does not know enums of constants");
+    let record = example("apotti/SOSKU_DECISION/valid/positive-approved.json");
+    let mut context = LocalContext::new("1.2.246.10.0", 2026);
+    let plan = set
+        .plan_for(Direction::Forward, "apotti/SOSKU_DECISION")
+        .expect("plan");
+    context.prepare(plan, &record, Direction::Forward);
+    let mapped = set.map_record(&profiles, &record, Direction::Forward, &context, false);
+    assert!(mapped.document.is_none());
+    let issue = &mapped.issues[0];
+    assert_eq!(issue.pointer, "/header/language");
+    assert_eq!(issue.rule, "enum");
+    assert!(
+        issue.message.contains(&format!("decision.toml:{line}")),
+        "{}",
+        issue.message
+    );
+}
