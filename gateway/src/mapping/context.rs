@@ -77,6 +77,17 @@ impl LocalContext {
         format!("{}.{arc}.{}.{sequence}", self.root, self.year)
     }
 
+    /// After mapping `document` back to `message`, remembers that the message's own id stands
+    /// for the document's set, as the crosswalk does on import.
+    pub fn learn(&self, plan: &MappingPlan, message: &Value, document: &Value) {
+        if let (Some((kind, id)), Some(oid)) = (
+            identity(plan, message),
+            document.pointer("/header/setOid").and_then(Value::as_str),
+        ) {
+            self.remember(&kind, &id, oid);
+        }
+    }
+
     /// Prepares the per-record values for one run of `plan`: forward, the document's own OID
     /// (version 1 of its set, unless the crosswalk says otherwise); backward, the values an
     /// import message needs.
@@ -134,8 +145,8 @@ impl LocalContext {
     }
 }
 
-/// The OID of the record's own document set: the rule that writes `/header/setOid`.
-fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> Option<String> {
+/// The record's own id and crosswalk kind: from the rule that writes `/header/setOid`.
+fn identity(plan: &MappingPlan, record: &Value) -> Option<(String, String)> {
     let rule = plan.rules.iter().find(|rule| {
         rule.kanta
             .as_ref()
@@ -151,7 +162,13 @@ fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> O
         Value::Number(number) => number.to_string(),
         _ => return None,
     };
-    context.oid_for(kind, &id)
+    Some((kind.clone(), id))
+}
+
+/// The OID of the record's own document set.
+fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> Option<String> {
+    let (kind, id) = identity(plan, record)?;
+    context.oid_for(&kind, &id)
 }
 
 impl MappingContext for LocalContext {
