@@ -5,6 +5,9 @@
 
 use std::fs;
 use std::hint::black_box;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

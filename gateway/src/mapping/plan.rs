@@ -209,7 +209,14 @@ impl Ptr {
                 *current = Value::Object(serde_json::Map::new());
             }
             let Value::Object(map) = current else { return };
-            current = map.entry(segment.clone()).or_insert(Value::Null);
+            // Look up before inserting: a key that exists costs no allocation.
+            if !map.contains_key(segment.as_str()) {
+                map.insert(segment.clone(), Value::Null);
+            }
+            let Some(next) = map.get_mut(segment.as_str()) else {
+                return;
+            };
+            current = next;
         }
         *current = new;
     }

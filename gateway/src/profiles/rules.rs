@@ -21,6 +21,32 @@ pub const KEYWORD: &str = "x-sosku-rules";
 /// Separates rule id, pointer and message in an error raised by this keyword.
 pub const FIELD_SEPARATOR: char = '\u{1f}';
 
+/// A JSON Pointer split once at load, so that evaluating a rule allocates nothing.
+#[derive(Debug)]
+struct Segments(Vec<String>);
+
+impl Segments {
+    fn parse(pointer: &str) -> Self {
+        Self(
+            pointer
+                .split('/')
+                .skip(1)
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect(),
+        )
+    }
+
+    fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+        self.0
+            .iter()
+            .try_fold(value, |current, segment| match current {
+                Value::Object(map) => map.get(segment.as_str()),
+                Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+                _ => None,
+            })
+    }
+}
+
 /// One rule as written in a profile.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,29 +116,49 @@ pub fn round_half_away(value: f64, decimals: u8) -> f64 {
     (value * scale).round() / scale
 }
 
-impl OperandSpec {
-    fn resolve<'a>(&self, object: &'a Value) -> Option<Scalar<'a>> {
-        match self {
-            Self::Pointer(pointer) => scalar(object.pointer(pointer)?),
-            Self::Part {
+/// An operand compiled: pointers split.
+#[derive(Debug)]
+enum Operand {
+    Pointer(Segments),
+    Date(Segments),
+    Add(Segments, f64),
+    Mean(Segments, Segments, u8),
+}
+
+impl Operand {
+    fn compile(spec: &OperandSpec) -> Self {
+        match spec {
+            OperandSpec::Pointer(pointer) => Self::Pointer(Segments::parse(pointer)),
+            OperandSpec::Part {
                 pointer,
                 part: Part::Date,
-            } => {
-                let text = object.pointer(pointer)?.as_str()?;
+            } => Self::Date(Segments::parse(pointer)),
+            OperandSpec::Add { pointer, add } => Self::Add(Segments::parse(pointer), *add),
+            OperandSpec::Mean { mean, of, decimals } => {
+                Self::Mean(Segments::parse(mean), Segments::parse(of), *decimals)
+            }
+        }
+    }
+
+    fn resolve<'a>(&self, object: &'a Value) -> Option<Scalar<'a>> {
+        match self {
+            Self::Pointer(pointer) => scalar(pointer.get(object)?),
+            Self::Date(pointer) => {
+                let text = pointer.get(object)?.as_str()?;
                 text.get(..10).map(Scalar::Str)
             }
-            Self::Add { pointer, add } => {
-                let number = object.pointer(pointer)?.as_f64()?;
+            Self::Add(pointer, add) => {
+                let number = pointer.get(object)?.as_f64()?;
                 Some(Scalar::Num(number + add))
             }
-            Self::Mean { mean, of, decimals } => {
-                let items = object.pointer(mean)?.as_array()?;
+            Self::Mean(mean, of, decimals) => {
+                let items = mean.get(object)?.as_array()?;
                 if items.is_empty() {
                     return None;
                 }
                 let mut sum = 0.0;
                 for item in items {
-                    sum += item.pointer(of)?.as_f64()?;
+                    sum += of.get(item)?.as_f64()?;
                 }
                 #[expect(clippy::cast_precision_loss, reason = "arrays are a few items long")]
                 let mean = sum / items.len() as f64;
@@ -120,7 +166,9 @@ impl OperandSpec {
             }
         }
     }
+}
 
+impl OperandSpec {
     fn pointer(&self) -> &str {
         match self {
             Self::Pointer(pointer) | Self::Part { pointer, .. } | Self::Add { pointer, .. } => {
@@ -139,22 +187,44 @@ fn scalar(value: &Value) -> Option<Scalar<'_>> {
     }
 }
 
-impl RuleSpec {
+/// A rule ready to evaluate.
+#[derive(Debug)]
+struct CompiledRule {
+    spec: RuleSpec,
+    left: Operand,
+    right: Operand,
+}
+
+impl CompiledRule {
+    fn compile(spec: RuleSpec) -> Self {
+        Self {
+            left: Operand::compile(&spec.left),
+            right: Operand::compile(&spec.right),
+            spec,
+        }
+    }
+
+    fn error(&self) -> ValidationError<'static> {
+        self.spec.error()
+    }
+
     /// `None` when the rule does not apply (an operand is absent or of another type).
     fn holds(&self, object: &Value) -> Option<bool> {
         let left = self.left.resolve(object)?;
         let right = self.right.resolve(object)?;
         let ordering = match (left, right) {
             (Scalar::Str(a), Scalar::Str(b)) => {
-                if self.op == Op::UnderOid {
+                if self.spec.op == Op::UnderOid {
                     return Some(is_oid_under(a, b));
                 }
                 a.cmp(b)
             }
-            (Scalar::Num(a), Scalar::Num(b)) if self.op != Op::UnderOid => a.partial_cmp(&b)?,
+            (Scalar::Num(a), Scalar::Num(b)) if self.spec.op != Op::UnderOid => {
+                a.partial_cmp(&b)?
+            }
             _ => return None,
         };
-        Some(match self.op {
+        Some(match self.spec.op {
             Op::Eq => ordering.is_eq(),
             Op::Ne => ordering.is_ne(),
             Op::Lt => ordering.is_lt(),
@@ -164,7 +234,9 @@ impl RuleSpec {
             Op::UnderOid => false,
         })
     }
+}
 
+impl RuleSpec {
     fn error(&self) -> ValidationError<'static> {
         ValidationError::custom(format!(
             "{}{FIELD_SEPARATOR}{}{FIELD_SEPARATOR}{}",
@@ -177,7 +249,7 @@ impl RuleSpec {
 
 /// The compiled keyword: the rules of one `x-sosku-rules` array.
 struct CrossFieldRules {
-    rules: Vec<RuleSpec>,
+    rules: Vec<CompiledRule>,
 }
 
 impl<'i> Keyword<'i> for CrossFieldRules {
@@ -206,7 +278,7 @@ impl<'i> Keyword<'i> for CrossFieldRules {
             .rules
             .iter()
             .filter(|rule| rule.holds(instance) == Some(false))
-            .map(RuleSpec::error)
+            .map(CompiledRule::error)
             .collect();
         Box::new(errors.into_iter())
     }
@@ -224,7 +296,9 @@ pub fn factory<'a>(
 ) -> Result<Box<dyn for<'i> Keyword<'i>>, ValidationError<'a>> {
     let rules: Vec<RuleSpec> = serde_json::from_value(value.clone())
         .map_err(|error| ValidationError::schema(format!("{KEYWORD}: {error}")))?;
-    Ok(Box::new(CrossFieldRules { rules }))
+    Ok(Box::new(CrossFieldRules {
+        rules: rules.into_iter().map(CompiledRule::compile).collect(),
+    }))
 }
 
 #[cfg(test)]
@@ -233,8 +307,9 @@ mod tests {
     use serde_json::json;
 
     fn rules(value: Value) -> CrossFieldRules {
+        let specs: Vec<RuleSpec> = serde_json::from_value(value).expect("well-formed rules");
         CrossFieldRules {
-            rules: serde_json::from_value(value).expect("well-formed rules"),
+            rules: specs.into_iter().map(CompiledRule::compile).collect(),
         }
     }
 

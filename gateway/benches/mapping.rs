@@ -1,0 +1,123 @@
+//! Mapping speed per record type and direction, and the whole in-process path from bytes to
+//! bytes (parse → validate source → map → validate target → serialize), next to a bare
+//! `serde_json` parse-and-serialize of the same bytes.
+//!
+//! `cargo bench --bench mapping`; the README lists the figures.
+
+use std::hint::black_box;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gateway::mapping::context::LocalContext;
+use gateway::mapping::engine::{self, Direction};
+use gateway::mapping::{MappingSet, MappingSource};
+use gateway::profiles::{ProfileRegistry, ProfileSource};
+use serde_json::Value;
+
+const FIXTURES: [(&str, &str); 3] = [
+    ("decision", "decision-positive-approved"),
+    ("plan", "plan-active-goals-methods-participants"),
+    ("visit", "visit-remote-1950-char-line-six-answers"),
+];
+
+fn read(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mappings/fixtures")
+        .join(name);
+    let value: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
+    serde_json::to_vec(&value).expect("serialize")
+}
+
+fn bench(c: &mut Criterion) {
+    let profiles = ProfileRegistry::load(&ProfileSource::Embedded).expect("profiles");
+    let mappings = MappingSet::load(&MappingSource::Embedded, &profiles).expect("mappings");
+    for (kind, fixture) in FIXTURES {
+        let apotti_bytes = read(&format!("{fixture}.apotti.json"));
+        let kanta_bytes = read(&format!("{fixture}.kanta.json"));
+        let apotti: Value = serde_json::from_slice(&apotti_bytes).expect("json");
+        let kanta: Value = serde_json::from_slice(&kanta_bytes).expect("json");
+        let forward_plan = mappings
+            .plan_for(
+                Direction::Forward,
+                &format!("apotti/SOSKU_{}", kind.to_uppercase()),
+            )
+            .expect("plan");
+        let mut forward_context = LocalContext::new("1.2.246.10.0", 2026);
+        forward_context.prepare(forward_plan, &apotti, Direction::Forward);
+        let mut backward_context = LocalContext::new("1.2.246.10.0", 2026);
+        backward_context.prepare(forward_plan, &kanta, Direction::Backward);
+
+        let mut group = c.benchmark_group(kind);
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("map_forward", |b| {
+            b.iter(|| {
+                black_box(engine::run(
+                    &mappings,
+                    forward_plan,
+                    black_box(&apotti),
+                    &forward_context,
+                    Direction::Forward,
+                    false,
+                ))
+            });
+        });
+        group.bench_function("map_backward", |b| {
+            b.iter(|| {
+                black_box(engine::run(
+                    &mappings,
+                    forward_plan,
+                    black_box(&kanta),
+                    &backward_context,
+                    Direction::Backward,
+                    false,
+                ))
+            });
+        });
+        group.bench_function(
+            format!("whole_path_forward ({} B)", apotti_bytes.len()),
+            |b| {
+                b.iter(|| {
+                    let record: Value =
+                        serde_json::from_slice(black_box(&apotti_bytes)).expect("json");
+                    let mapped = mappings.map_record(
+                        &profiles,
+                        &record,
+                        Direction::Forward,
+                        &forward_context,
+                        false,
+                    );
+                    let document = mapped.document.expect("maps");
+                    black_box(serde_json::to_vec(&document).expect("serialize"))
+                });
+            },
+        );
+        group.bench_function("whole_path_backward", |b| {
+            b.iter(|| {
+                let record: Value = serde_json::from_slice(black_box(&kanta_bytes)).expect("json");
+                let mapped = mappings.map_record(
+                    &profiles,
+                    &record,
+                    Direction::Backward,
+                    &backward_context,
+                    false,
+                );
+                let document = mapped.document.expect("maps");
+                black_box(serde_json::to_vec(&document).expect("serialize"))
+            });
+        });
+        group.bench_function("serde_parse_and_serialize", |b| {
+            b.iter(|| {
+                let record: Value = serde_json::from_slice(black_box(&apotti_bytes)).expect("json");
+                black_box(serde_json::to_vec(&record).expect("serialize"))
+            });
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
