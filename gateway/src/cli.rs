@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
+use crate::http::verify_log;
 use crate::input::{DEFAULT_MAX_RECORD_BYTES, InputMode};
+use crate::server::{App, open_store, shutdown_signal};
 use crate::map_cli::{self, MapOptions, Side};
 use crate::mapping::{MappingSet, MappingSource};
 use crate::profiles::{ProfileRegistry, ProfileSource};
@@ -85,6 +88,35 @@ pub enum Command {
         #[command(subcommand)]
         action: MappingsAction,
     },
+    /// Run the gateway service (HTTP). With no configuration: SQLite in ./data, loopback.
+    Serve {
+        /// Configuration file (TOML); `GATEWAY_*` environment variables override it.
+        #[arg(long, env = "GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, env = "GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+/// `gateway audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Re-check the whole hash chain; names the first modified, deleted, inserted or
+    /// reordered entry. Exit status 0 intact, 1 broken, 2 could not read.
+    Verify {
+        /// Configuration file (TOML).
+        #[arg(long, env = "GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `gateway mappings ...`
@@ -130,6 +162,43 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Serve { config } | Command::Migrate { config } => {
+            let mut settings = Config::load(config.as_deref())?;
+            if let Some(dir) = &cli.profiles_dir {
+                settings.profiles_dir = Some(dir.clone());
+            }
+            if let Some(dir) = &cli.mappings_dir {
+                settings.mappings_dir = Some(dir.clone());
+            }
+            let serve = matches!(cli.command, Command::Serve { .. });
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(async move {
+                if serve {
+                    let app = App::build(settings).await?;
+                    eprintln!("gateway listening on http://127.0.0.1:{} (storage: {})", app.port(), app.store().backend_name());
+                    app.run(shutdown_signal()).await?;
+                } else {
+                    open_store(&settings).await?;
+                    eprintln!("migrations applied");
+                }
+                Ok(0)
+            });
+        }
+        Command::Audit {
+            action: AuditAction::Verify { config },
+        } => {
+            let settings = Config::load(config.as_deref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(async move {
+                let store = open_store(&settings).await?;
+                let report = verify_log(&store).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(u8::from(!report.intact))
+            });
+        }
+        _ => {}
+    }
     let source = match cli.profiles_dir {
         Some(dir) => ProfileSource::Directory(dir),
         None => ProfileSource::Embedded,
@@ -273,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
+        Command::Serve { .. } | Command::Migrate { .. } | Command::Audit { .. } => Ok(0),
         Command::Profiles => {
             for profile in registry.profiles() {
                 writeln!(

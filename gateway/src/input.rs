@@ -322,8 +322,10 @@ fn position(line: u64, index: u64) -> Position {
     }
 }
 
-/// One NDJSON line as an item; `None` for a blank line.
-fn parse_line(line: &[u8], overflowed: bool, max: usize) -> Option<Item> {
+/// One NDJSON line as an item; `None` for a blank line. `overflowed` says the line was longer
+/// than `max` (and only its start was kept).
+#[must_use]
+pub fn parse_line(line: &[u8], overflowed: bool, max: usize) -> Option<Item> {
     if overflowed {
         return Some(Item::Broken(Issue::error(
             IssueCode::TooLong,

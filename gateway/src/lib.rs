@@ -4,11 +4,18 @@
 //! One module per concern; dependencies point one way (cli → validate → {input, profiles} →
 //! {identifiers, outcome}).
 
+pub mod audit;
 pub mod cli;
+pub mod config;
+pub mod exchange;
+pub mod http;
 pub mod identifiers;
 pub mod input;
 pub mod map_cli;
 pub mod mapping;
+pub mod openapi;
 pub mod outcome;
 pub mod profiles;
+pub mod server;
+pub mod store;
 pub mod validate;

@@ -25,6 +25,7 @@ pub struct LocalContext {
     values: HashMap<String, Value>,
     oids: RefCell<HashMap<(String, String), String>>,
     ids: RefCell<HashMap<(String, String), String>>,
+    allocate: bool,
 }
 
 impl LocalContext {
@@ -47,7 +48,16 @@ impl LocalContext {
             values,
             oids: RefCell::new(HashMap::new()),
             ids: RefCell::new(HashMap::new()),
+            allocate: true,
         }
+    }
+
+    /// A context that only knows what it is told: an unknown id is a mapping issue instead of
+    /// a new OID (the service resolves every id against its database first).
+    #[must_use]
+    pub fn without_allocation(mut self) -> Self {
+        self.allocate = false;
+        self
     }
 
     /// Sets a named value.
@@ -146,7 +156,7 @@ impl LocalContext {
 }
 
 /// The record's own id and crosswalk kind: from the rule that writes `/header/setOid`.
-fn identity(plan: &MappingPlan, record: &Value) -> Option<(String, String)> {
+pub fn identity(plan: &MappingPlan, record: &Value) -> Option<(String, String)> {
     let rule = plan.rules.iter().find(|rule| {
         rule.kanta
             .as_ref()
@@ -165,6 +175,28 @@ fn identity(plan: &MappingPlan, record: &Value) -> Option<(String, String)> {
     Some((kind.clone(), id))
 }
 
+/// Every `(crosswalk kind, value)` a run of `plan` in `direction` will look up: source ids
+/// forward, OIDs backward. The service resolves them against its database before mapping.
+#[must_use]
+pub fn crosswalk_refs(plan: &MappingPlan, record: &Value, direction: Direction) -> Vec<(String, String)> {
+    let mut refs = Vec::new();
+    for rule in &plan.rules {
+        let (pointer, kind) = match (direction, &rule.forward, &rule.reverse) {
+            (Direction::Forward, Source::Peer(Convert::Crosswalk(kind)), _) => (rule.apotti.as_ref(), kind),
+            (Direction::Forward, Source::Other(ptr, Convert::Crosswalk(kind)), _) => (Some(ptr), kind),
+            (Direction::Backward, _, Source::Peer(Convert::Crosswalk(kind))) => (rule.kanta.as_ref(), kind),
+            _ => continue,
+        };
+        let value = match pointer.and_then(|p| p.get(record)) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(number)) => number.to_string(),
+            _ => continue,
+        };
+        refs.push((kind.clone(), value));
+    }
+    refs
+}
+
 /// The OID of the record's own document set.
 fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> Option<String> {
     let (kind, id) = identity(plan, record)?;
@@ -180,6 +212,9 @@ impl MappingContext for LocalContext {
         let key = (kind.to_owned(), source_id.to_owned());
         if let Some(oid) = self.oids.borrow().get(&key) {
             return Some(oid.clone());
+        }
+        if !self.allocate {
+            return None;
         }
         let oid = self.allocate(kind);
         self.remember(kind, source_id, &oid);

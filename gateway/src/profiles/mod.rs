@@ -93,7 +93,7 @@ struct Selector {
 }
 
 /// The identity of one profile version: what a verdict names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ProfileStamp {
     /// Profile id, e.g. `apotti/SOSKU_DECISION`.
     pub id: String,

@@ -1,0 +1,209 @@
+//! The service's configuration: one typed struct, read from a TOML file and then from
+//! environment variables (`GATEWAY_...`, `__` between levels: `GATEWAY_LIMITS__BODY_BYTES`).
+//!
+//! figment does the layering and names the bad field when a value does not fit; every struct
+//! denies unknown fields, so a typo in the file stops start-up instead of being ignored. With
+//! no file at all the gateway runs on the embedded default: SQLite in `./data`, loopback only.
+//! Secrets (the audit key) are never logged: [`Secret`] prints as `***`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on. Without authentication configured only loopback is allowed.
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite database and the generated audit key.
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://…` or `postgres://…`; default `sqlite://<data_dir>/gateway.db`.
+    pub database_url: Option<String>,
+    /// Load profiles from this directory instead of the built-in copy.
+    pub profiles_dir: Option<PathBuf>,
+    /// Load mappings from this directory instead of the built-in copy.
+    pub mappings_dir: Option<PathBuf>,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// What the gateway writes as `producer` in documents, and `custodian.type`.
+    pub producer: Producer,
+}
+
+/// Audit settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Key of the HMAC that stands in for the hetu in the log. When absent, a random key is
+    /// generated once and kept in `<data_dir>/audit-hmac.key`.
+    pub hmac_key: Option<Secret>,
+    /// Default window of audit queries, in days (two years: the law's default for a client's
+    /// request about the use of their data).
+    pub default_window_days: u32,
+    /// Largest number of exchanges committed in one transaction (group commit).
+    pub max_batch: usize,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (single record or batch); NDJSON streams are limited per line.
+    pub body_bytes: usize,
+    /// Largest NDJSON line.
+    pub ndjson_line_bytes: usize,
+    /// Per-request timeout in seconds (NDJSON streams: per record).
+    pub request_timeout_secs: u64,
+    /// Seconds to let in-flight exchanges finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+/// The producer block of documents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Producer {
+    /// Vendor name.
+    pub vendor: String,
+    /// Product name.
+    pub product: String,
+    /// `1` public, `2` private controller.
+    pub custodian_type: String,
+    /// Document language.
+    pub language: String,
+}
+
+/// A secret value: deserialises from a string, never prints.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            profiles_dir: None,
+            mappings_dir: None,
+            audit: AuditConfig::default(),
+            limits: Limits::default(),
+            producer: Producer::default(),
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            hmac_key: None,
+            default_window_days: 730,
+            max_batch: 256,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 32 * 1024 * 1024,
+            ndjson_line_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for Producer {
+    fn default() -> Self {
+        Self {
+            vendor: "SOSKU-yhteistyö".to_owned(),
+            product: "sosku-gateway".to_owned(),
+            custodian_type: "1".to_owned(),
+            language: "fi".to_owned(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value does not fit its field; figment's message names the field and the source.
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// The file named does not exist.
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `GATEWAY_*` environment variables.
+    ///
+    /// # Errors
+    /// Names the field whose value does not fit, or the missing file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Missing(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("GATEWAY_").split("__").ignore(&[
+            "PROFILES_DIR",
+            "MAPPINGS_DIR",
+            "CONFIG",
+        ]));
+        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The database URL in effect.
+    #[must_use]
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("gateway.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_with_sqlite() {
+        let config = Config::default();
+        assert!(config.listen.ip().is_loopback());
+        assert!(config.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(&file, "[limits]\nbody_bytes = \"lots\"\n").expect("write");
+        let error = Config::load(Some(&file)).expect_err("bad value").to_string();
+        assert!(error.contains("body_bytes"), "{error}");
+        std::fs::write(&file, "listen_on = \"0.0.0.0:1\"\n").expect("write");
+        let error = Config::load(Some(&file)).expect_err("unknown field").to_string();
+        assert!(error.contains("listen_on"), "{error}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret("very secret".to_owned());
+        assert_eq!(format!("{secret:?}"), "***");
+    }
+}

@@ -1,0 +1,628 @@
+//! The HTTP surface: exchanges, `$validate` and `$transform`, the service's self-description,
+//! health, OpenAPI, and the auditors' routes.
+//!
+//! Handlers are thin: they read the request into records and hand them to
+//! [`crate::exchange::Gateway`]. Errors and verdicts are OperationOutcomes; a refused record is
+//! never a 500. NDJSON requests are processed as they arrive, a bounded number of records in
+//! flight, and answered one result line per record in input order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::audit::{self, Actor, AuditEntry};
+use crate::config::Config;
+use crate::exchange::{ExchangeResult, Gateway, Outcome, now_utc};
+use crate::input::{self, Item};
+use crate::mapping::context::LocalContext;
+use crate::mapping::engine::Direction;
+use crate::outcome::{Issue, IssueCode, OperationOutcome};
+use crate::store::{AuditFilter, Store};
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Exchanges.
+    pub gateway: Gateway,
+    /// The database.
+    pub store: Store,
+    /// The configuration.
+    pub config: Arc<Config>,
+}
+
+/// Records in flight per NDJSON request.
+const NDJSON_WINDOW: usize = 512;
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.limits.body_bytes;
+    Router::new()
+        .route("/exchanges/apotti-to-kanta", post(apotti_to_kanta))
+        .route("/exchanges/kanta-to-apotti", post(kanta_to_apotti))
+        .route("/exchanges/{id}", get(exchange_status))
+        .route("/$validate", post(validate))
+        .route("/$transform", post(transform))
+        .route("/metadata", get(metadata))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/audit/entries", get(audit_entries))
+        .route("/audit/verify", get(audit_verify))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// An error answer: an OperationOutcome with a status.
+fn outcome_response(status: StatusCode, issues: &[Issue]) -> Response {
+    (status, Json(OperationOutcome::from_issues(issues, "ok"))).into_response()
+}
+
+fn unavailable() -> Response {
+    outcome_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &[Issue::error(
+            IssueCode::Processing,
+            "audit.unavailable",
+            "",
+            "the audit log cannot be written right now; nothing was accepted, send again later",
+        )],
+    )
+}
+
+fn is_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/ndjson"))
+}
+
+#[utoipa::path(post, path = "/exchanges/apotti-to-kanta", tag = "exchanges",
+    description = "Apotti-like message(s) → Kanta-style documents: one record (JSON), a Bundle-like batch or an Apotti-like envelope, or NDJSON (Content-Type application/x-ndjson: one result line per record, streamed).",
+    request_body(content = Object, description = "A message, a batch, or NDJSON lines"),
+    responses((status = 201, description = "Accepted: a new document version", body = Object),
+        (status = 200, description = "The same content again (duplicate), a batch response, or an NDJSON stream", body = Object),
+        (status = 409, description = "Revision conflict or stale revision (OperationOutcome)", body = Object),
+        (status = 422, description = "Refused: invalid or unmappable (OperationOutcome naming pointer and rule)", body = Object),
+        (status = 503, description = "The audit log cannot be written: nothing accepted", body = Object)))]
+pub(crate) async fn apotti_to_kanta(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    exchange(state, Direction::Forward, headers, body).await
+}
+
+#[utoipa::path(post, path = "/exchanges/kanta-to-apotti", tag = "exchanges",
+    description = "Kanta-style document(s) → Apotti-like import messages, known ids restored from the crosswalk.",
+    request_body(content = Object, description = "A document, a Bundle-like batch, or NDJSON lines"),
+    responses((status = 200, description = "The import message(s)", body = Object),
+        (status = 422, description = "Refused (OperationOutcome)", body = Object),
+        (status = 503, description = "The audit log cannot be written", body = Object)))]
+pub(crate) async fn kanta_to_apotti(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    exchange(state, Direction::Backward, headers, body).await
+}
+
+fn result_json(result: &ExchangeResult) -> Value {
+    let mut value = json!({
+        "exchangeId": result.exchange_id,
+        "outcome": result.outcome,
+        "status": result.status,
+        "operationOutcome": OperationOutcome::from_issues(&result.issues, match result.outcome {
+            Outcome::Duplicate => "already archived: the same answer as before",
+            _ => "accepted",
+        }),
+    });
+    if let Some(oid) = &result.document_oid {
+        value["documentOid"] = json!(oid);
+    }
+    if let Some(version) = result.version {
+        value["version"] = json!(version);
+    }
+    if let Some(document) = &result.document {
+        value["document"] = document.clone();
+    }
+    value
+}
+
+async fn exchange(state: AppState, direction: Direction, headers: HeaderMap, body: Body) -> Response {
+    if is_ndjson(&headers) {
+        return ndjson_exchange(state, direction, body);
+    }
+    let limit = state.config.limits.body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return outcome_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &[Issue::error(
+                    IssueCode::TooLong,
+                    "input.body-too-large",
+                    "",
+                    format!("the request body is larger than {limit} bytes; send NDJSON for large batches"),
+                )],
+            );
+        }
+    };
+    let timeout = Duration::from_secs(state.config.limits.request_timeout_secs);
+    match tokio::time::timeout(timeout, exchange_document(&state, direction, &bytes)).await {
+        Ok(response) => response,
+        Err(_) => outcome_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            &[Issue::error(IssueCode::Processing, "exchange.timeout", "", "the request took longer than the configured timeout")],
+        ),
+    }
+}
+
+/// Records of a JSON body: one record, a Bundle-like batch, or an Apotti-like envelope.
+fn records_of(value: Value) -> (bool, Vec<Result<Value, Issue>>) {
+    if value.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+        let entries = value
+            .get("entry")
+            .and_then(Value::as_array)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        e.get("resource").cloned().ok_or_else(|| {
+                            Issue::error(IssueCode::Required, "bundle.resource", format!("/entry/{i}/resource"), "a Bundle entry needs a resource")
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return (true, entries);
+    }
+    if let Some(records) = value.get(input::RECORDS_KEY).and_then(Value::as_array) {
+        return (true, records.iter().cloned().map(Ok).collect());
+    }
+    (false, vec![Ok(value)])
+}
+
+fn actor_of() -> Actor {
+    Actor::local()
+}
+
+async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes) -> Response {
+    let parsed = input::parse_line(bytes, false, usize::MAX);
+    let record = match parsed {
+        Some(Item::Record(value)) => value,
+        Some(Item::Broken(issue)) => {
+            return match state.gateway.exchange(direction, Err(issue), actor_of()).await {
+                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(&result))).into_response(),
+                Err(_) => unavailable(),
+            };
+        }
+        _ => {
+            let issue = Issue::error(IssueCode::Structure, "input.empty", "", "the request body is empty");
+            return match state.gateway.exchange(direction, Err(issue), actor_of()).await {
+                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(&result))).into_response(),
+                Err(_) => unavailable(),
+            };
+        }
+    };
+    let (batch, records) = records_of(record);
+    if !batch {
+        let Some(record) = records.into_iter().next() else {
+            return unavailable();
+        };
+        return match state.gateway.exchange(direction, record, actor_of()).await {
+            Ok(result) => {
+                let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::OK);
+                (status, Json(result_json(&result))).into_response()
+            }
+            Err(_) => unavailable(),
+        };
+    }
+    let futures = records
+        .into_iter()
+        .map(|record| state.gateway.exchange(direction, record, actor_of()));
+    let results = futures::future::join_all(futures).await;
+    let mut entries = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(result) => entries.push(json!({
+                "response": {"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "accepted")},
+                "resource": result_json(&result),
+            })),
+            Err(_) => return unavailable(),
+        }
+    }
+    Json(json!({"resourceType": "Bundle", "type": "batch-response", "entry": entries})).into_response()
+}
+
+fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let max_line = state.config.limits.ndjson_line_bytes;
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut overflowed = false;
+        let mut line_no = 0u64;
+        let mut in_flight: futures::stream::FuturesOrdered<_> = futures::stream::FuturesOrdered::new();
+        let mut pending_lines: VecDeque<u64> = VecDeque::new();
+        let mut finished = false;
+        while !finished {
+            let chunk = match stream.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(_)) | None => {
+                    finished = true;
+                    Bytes::new()
+                }
+            };
+            let mut start = 0;
+            let mut lines: Vec<(Vec<u8>, bool)> = Vec::new();
+            for (index, byte) in chunk.iter().enumerate() {
+                if *byte == b'\n' {
+                    let piece = &chunk[start..index];
+                    if !overflowed && buffer.len() + piece.len() <= max_line {
+                        buffer.extend_from_slice(piece);
+                    } else {
+                        overflowed = true;
+                    }
+                    lines.push((std::mem::take(&mut buffer), overflowed));
+                    overflowed = false;
+                    start = index + 1;
+                }
+            }
+            let rest = &chunk[start..];
+            if !overflowed && buffer.len() + rest.len() <= max_line {
+                buffer.extend_from_slice(rest);
+            } else {
+                overflowed = true;
+                buffer.clear();
+            }
+            if finished && (!buffer.is_empty() || overflowed) {
+                lines.push((std::mem::take(&mut buffer), overflowed));
+            }
+            for (line, over) in lines {
+                line_no += 1;
+                let Some(item) = input::parse_line(&line, over, max_line) else {
+                    continue;
+                };
+                let record = match item {
+                    Item::Record(value) => Ok(value),
+                    Item::Broken(issue) => Err(issue),
+                    Item::Envelope(value) => Ok(value),
+                };
+                let gateway = state.gateway.clone();
+                pending_lines.push_back(line_no);
+                in_flight.push_back(async move { gateway.exchange(direction, record, actor_of()).await });
+                while in_flight.len() >= NDJSON_WINDOW {
+                    if let Some(result) = in_flight.next().await
+                        && !send_line(&sender, pending_lines.pop_front(), result).await
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        while let Some(result) = in_flight.next().await {
+            if !send_line(&sender, pending_lines.pop_front(), result).await {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    response
+}
+
+async fn send_line(
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    line: Option<u64>,
+    result: Result<ExchangeResult, crate::exchange::Unavailable>,
+) -> bool {
+    let mut value = match result {
+        Ok(result) => result_json(&result),
+        Err(_) => json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")}),
+    };
+    value["line"] = json!(line);
+    let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+    bytes.push(b'\n');
+    sender.send(Ok(Bytes::from(bytes))).await.is_ok()
+}
+
+#[utoipa::path(get, path = "/exchanges/{id}", tag = "exchanges",
+    params(("id" = String, Path, description = "Exchange id")),
+    responses((status = 200, description = "The exchange's audit entries", body = Object), (status = 404, description = "Unknown exchange", body = Object)))]
+pub(crate) async fn exchange_status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.store.entries_of_exchange(&id).await {
+        Ok(rows) if rows.is_empty() => outcome_response(
+            StatusCode::NOT_FOUND,
+            &[Issue::error(IssueCode::NotSupported, "exchange.unknown", "", "no exchange with this id")],
+        ),
+        Ok(rows) => {
+            let entries: Vec<Value> = rows
+                .iter()
+                .filter_map(|row| serde_json::from_str::<Value>(&row.entry).ok().map(|e| json!({"seq": row.seq, "entry": e})))
+                .collect();
+            Json(json!({"exchangeId": id, "entries": entries})).into_response()
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+#[utoipa::path(post, path = "/$validate", tag = "operations",
+    description = "Validate one record against its profile (chosen by MSG_TYPE or header.documentType); stores nothing.",
+    request_body(content = Object), responses((status = 200, description = "OperationOutcome", body = Object)))]
+pub(crate) async fn validate(State(state): State<AppState>, bytes: Bytes) -> Response {
+    let engine = state.gateway.engine();
+    let record = match input::parse_line(&bytes, false, usize::MAX) {
+        Some(Item::Record(value)) => value,
+        Some(Item::Broken(issue)) => return outcome_response(StatusCode::BAD_REQUEST, &[issue]),
+        _ => return outcome_response(StatusCode::BAD_REQUEST, &[Issue::error(IssueCode::Structure, "input.empty", "", "the request body is empty")]),
+    };
+    let verdict = engine.profiles.validate(&record, None);
+    let message = verdict.profile.as_ref().map_or_else(|| "valid".to_owned(), |p| format!("valid against {} ({})", p.id, p.hash));
+    let mut outcome = serde_json::to_value(OperationOutcome::from_issues(&verdict.issues, &message)).unwrap_or_default();
+    if let Some(profile) = &verdict.profile {
+        outcome["meta"] = json!({"profile": [profile.id], "tag": [{"system": "urn:x-sosku:profile-hash", "code": profile.hash}]});
+    }
+    Json(outcome).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TransformQuery {
+    direction: Option<String>,
+}
+
+#[utoipa::path(post, path = "/$transform", tag = "operations",
+    description = "Validate and map one record without storing anything (identifiers are provisional).",
+    params(("direction" = Option<String>, Query, description = "apotti-to-kanta (default) or kanta-to-apotti")),
+    request_body(content = Object), responses((status = 200, description = "The mapped document", body = Object), (status = 422, description = "OperationOutcome", body = Object)))]
+pub(crate) async fn transform(State(state): State<AppState>, Query(query): Query<TransformQuery>, bytes: Bytes) -> Response {
+    let direction = match query.direction.as_deref() {
+        Some("kanta-to-apotti") => Direction::Backward,
+        Some("apotti-to-kanta") | None => Direction::Forward,
+        Some(_) => {
+            return outcome_response(
+                StatusCode::BAD_REQUEST,
+                &[Issue::error(IssueCode::Value, "transform.direction", "", "direction is apotti-to-kanta or kanta-to-apotti")],
+            );
+        }
+    };
+    let engine = state.gateway.engine();
+    let record = match input::parse_line(&bytes, false, usize::MAX) {
+        Some(Item::Record(value)) => value,
+        Some(Item::Broken(issue)) => return outcome_response(StatusCode::BAD_REQUEST, &[issue]),
+        _ => return outcome_response(StatusCode::BAD_REQUEST, &[Issue::error(IssueCode::Structure, "input.empty", "", "the request body is empty")]),
+    };
+    // Provisional identifiers: nothing is stored, so OIDs are allocated in memory only.
+    let mut context = LocalContext::new("1.2.246.10.0", 2026);
+    if let Ok(profile) = engine.profiles.select(&record)
+        && let Some(plan) = engine.mappings.plan_for(direction, profile.id())
+    {
+        context.prepare(plan, &record, direction);
+    }
+    let mapped = engine.mappings.map_record(&engine.profiles, &record, direction, &context, false);
+    match mapped.document {
+        Some(document) => Json(json!({"mapping": mapped.mapping, "provisionalIdentifiers": direction == Direction::Forward, "document": document})).into_response(),
+        None => outcome_response(StatusCode::UNPROCESSABLE_ENTITY, &mapped.issues),
+    }
+}
+
+#[utoipa::path(get, path = "/metadata", tag = "service",
+    responses((status = 200, description = "CapabilityStatement-like description with profile and mapping hashes", body = Object)))]
+pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
+    let engine = state.gateway.engine();
+    let profiles: Vec<Value> = engine
+        .profiles
+        .profiles()
+        .map(|p| json!({"id": p.id(), "url": p.uri(), "title": p.title(), "hash": p.stamp().hash}))
+        .collect();
+    let mappings: Vec<Value> = engine
+        .mappings
+        .plans
+        .iter()
+        .map(|p| json!({"id": p.header.id, "file": p.file, "apotti": p.header.apotti, "kanta": p.header.kanta, "hash": p.hash}))
+        .collect();
+    Json(json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now_utc(),
+        "kind": "instance",
+        "software": {"name": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Interoperability gateway for Finnish social rehabilitation records (Apotti-like EHR ⇄ Kanta-style archive)"},
+        "format": ["application/json", "application/x-ndjson"],
+        "security": {
+            "authentication": "off",
+            "description": "authentication is not configured: the gateway listens on loopback only"
+        },
+        "storage": format!("{:?}", state.store.backend()),
+        "rest": [{
+            "mode": "server",
+            "operation": [
+                {"name": "apotti-to-kanta", "definition": "POST /exchanges/apotti-to-kanta"},
+                {"name": "kanta-to-apotti", "definition": "POST /exchanges/kanta-to-apotti"},
+                {"name": "validate", "definition": "POST /$validate"},
+                {"name": "transform", "definition": "POST /$transform?direction=apotti-to-kanta|kanta-to-apotti"}
+            ]
+        }],
+        "profiles": profiles,
+        "mappings": mappings,
+    }))
+    .into_response()
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "service", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable")))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+    }
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+/// Query of `/audit/entries`.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// The client's hetu (hashed here, never stored or logged in plain).
+    pub client: Option<String>,
+    /// Actor subject.
+    pub actor: Option<String>,
+    /// From (RFC 3339); default two years back.
+    pub from: Option<String>,
+    /// To (RFC 3339); default now.
+    pub to: Option<String>,
+    /// `accepted`, `duplicate` or `refused`.
+    pub outcome: Option<String>,
+    /// `decision`, `plan`, `visit`.
+    #[serde(rename = "type")]
+    pub record_type: Option<String>,
+    /// Cursor: the last sequence number seen.
+    pub cursor: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// `json` (default), `ndjson`, `csv` or `bundle` (FHIR AuditEvent searchset).
+    pub format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/audit/entries", tag = "audit",
+    description = "Audit entries by client (hetu, hashed server-side), actor, time window (two years back by default), outcome and record type; cursor paging; JSON, NDJSON, CSV or a FHIR AuditEvent searchset Bundle. Each query is itself logged.",
+    params(("client" = Option<String>, Query), ("actor" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("outcome" = Option<String>, Query), ("type" = Option<String>, Query), ("cursor" = Option<i64>, Query), ("limit" = Option<i64>, Query),
+        ("format" = Option<String>, Query, description = "json, ndjson, csv or bundle")),
+    responses((status = 200, description = "Entries", body = Object)))]
+pub(crate) async fn audit_entries(State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Response {
+    let engine = state.gateway.engine();
+    let days = i64::from(state.config.audit.default_window_days);
+    let from = query.from.clone().unwrap_or_else(|| {
+        let past = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
+        past.to_string()
+    });
+    let to = query.to.clone().unwrap_or_else(|| "9999-12-31T23:59:59Z".to_owned());
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = AuditFilter {
+        client_hash: query.client.as_deref().map(|h| engine.hasher.hash(h)),
+        actor: query.actor.clone(),
+        from: from.clone(),
+        to: to.clone(),
+        outcome: query.outcome.clone(),
+        record_type: query.record_type.clone(),
+        after: query.cursor.unwrap_or(0),
+        limit,
+    };
+    let rows = match state.store.query_log(&filter).await {
+        Ok(rows) => rows,
+        Err(_) => return unavailable(),
+    };
+    // Reading audit data is itself a use of client data: log who looked.
+    let read = AuditEntry {
+        exchange_id: String::new(),
+        recorded_at: now_utc(),
+        event: "audit-read".to_owned(),
+        direction: "read".to_owned(),
+        actor: actor_of(),
+        source_system: None,
+        record_type: query.record_type.clone(),
+        client_hash: filter.client_hash.clone(),
+        record_id: None,
+        document_oid: None,
+        set_oid: None,
+        version: None,
+        input_digest: audit::digest(format!("{filter:?}").as_bytes()),
+        output_digest: None,
+        profiles: Vec::new(),
+        mapping: None,
+        outcome: "read".to_owned(),
+        issues: Vec::new(),
+        delivery: None,
+        details: Some(json!({
+            "query": {"client": query.client.is_some(), "actor": query.actor, "from": from, "to": to, "outcome": query.outcome, "type": query.record_type, "cursor": query.cursor, "limit": limit},
+            "resultCount": rows.len(),
+        })),
+    };
+    if state.gateway.record(read).await.is_err() {
+        return unavailable();
+    }
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq)).flatten();
+    let entries: Vec<(i64, AuditEntry)> = rows
+        .iter()
+        .filter_map(|row| serde_json::from_str(&row.entry).ok().map(|e| (row.seq, e)))
+        .collect();
+    let mut response = match query.format.as_deref() {
+        Some("ndjson") => {
+            let mut out = String::new();
+            for (seq, entry) in &entries {
+                out.push_str(&json!({"seq": seq, "entry": entry}).to_string());
+                out.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
+        }
+        Some("csv") => {
+            let mut out = String::from(audit::CSV_HEADER);
+            out.push('\n');
+            for (seq, entry) in &entries {
+                out.push_str(&audit::csv_line(*seq, entry));
+                out.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
+        }
+        Some("bundle") => Json(json!({
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": entries.len(),
+            "link": next.map(|n| vec![json!({"relation": "next", "url": format!("/audit/entries?format=bundle&cursor={n}")})]).unwrap_or_default(),
+            "entry": entries.iter().map(|(seq, e)| json!({"resource": audit::audit_event(*seq, e)})).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        _ => Json(json!({
+            "entries": entries.iter().map(|(seq, e)| json!({"seq": seq, "entry": e})).collect::<Vec<_>>(),
+            "nextCursor": next,
+        }))
+        .into_response(),
+    };
+    if let Some(next) = next
+        && let Ok(value) = HeaderValue::from_str(&next.to_string())
+    {
+        response.headers_mut().insert("x-next-cursor", value);
+    }
+    response
+}
+
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
+    responses((status = 200, description = "The chain is intact", body = Object), (status = 409, description = "The chain is broken: the first modified, deleted, inserted or reordered entry", body = Object)))]
+pub(crate) async fn audit_verify(State(state): State<AppState>) -> Response {
+    match verify_log(&state.store).await {
+        Ok(report) => {
+            let status = if report.intact { StatusCode::OK } else { StatusCode::CONFLICT };
+            (status, Json(report)).into_response()
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// Re-checks the whole chain.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn verify_log(store: &Store) -> Result<audit::VerifyReport, crate::store::StoreError> {
+    let head = store.head().await?;
+    let mut verifier = audit::Verifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.log_page(after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            verifier.push(row);
+        }
+    }
+    Ok(verifier.finish(head))
+}

@@ -1,0 +1,174 @@
+//! Building and running the service: `App::build(config)` returns a bound server whose
+//! `port()` tests can read, so the whole stack runs on port 0 in tests exactly as in
+//! production.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::audit::ClientHasher;
+use crate::config::Config;
+use crate::exchange::{Engine, Gateway};
+use crate::http::{self, AppState};
+use crate::mapping::{MappingSet, MappingSource};
+use crate::profiles::{ProfileRegistry, ProfileSource};
+use crate::store::Store;
+
+/// A bound, ready-to-run service.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Loads profiles and mappings as configured (the built-in copies by default).
+///
+/// # Errors
+/// When a profile or mapping does not load or check.
+pub fn load_engine(config: &Config, hasher: ClientHasher) -> anyhow::Result<Engine> {
+    let profiles = ProfileRegistry::load(&match &config.profiles_dir {
+        Some(dir) => ProfileSource::Directory(dir.clone()),
+        None => ProfileSource::Embedded,
+    })?;
+    let mappings = MappingSet::load(
+        &match &config.mappings_dir {
+            Some(dir) => MappingSource::Directory(dir.clone()),
+            None => MappingSource::Embedded,
+        },
+        &profiles,
+    )
+    .map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the mappings do not check:\n{}", lines.join("\n"))
+    })?;
+    Ok(Engine {
+        profiles,
+        mappings,
+        hasher,
+        producer: config.producer.clone(),
+    })
+}
+
+/// The audit HMAC key: configured, or generated once into the data directory.
+///
+/// # Errors
+/// When the key file cannot be read or written.
+pub fn audit_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = &config.audit.hmac_key {
+        anyhow::ensure!(key.0.len() >= 16, "audit.hmac_key must be at least 16 characters");
+        return Ok(key.0.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("audit-hmac.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return hex::decode(existing.trim()).with_context(|| format!("{} is not a hex key", path.display()));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    std::fs::write(&path, hex::encode(&key)).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    tracing::warn!(path = %path.display(), "generated a new audit HMAC key; keep it: client searches depend on it");
+    Ok(key)
+}
+
+/// Connects the store, creating the data directory for SQLite.
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    }
+    Store::connect(&url).await.with_context(|| {
+        let shown = url.split('@').next_back().unwrap_or(&url).to_owned();
+        format!("cannot open the database {shown}")
+    })
+}
+
+impl App {
+    /// Loads everything, connects the store and binds the listener.
+    ///
+    /// # Errors
+    /// A message naming what is wrong (configuration, profiles, mappings, database, port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            config.listen.ip().is_loopback(),
+            "refusing to listen on {} without authentication; authentication is not configured, so the gateway serves loopback only",
+            config.listen
+        );
+        let hasher = ClientHasher::new(&audit_key(&config)?);
+        let engine = Arc::new(load_engine(&config, hasher)?);
+        let store = open_store(&config).await?;
+        let gateway = Gateway::start(engine, store.clone(), config.audit.max_batch);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        tracing::warn!("authentication is off: serving loopback only");
+        Ok(Self {
+            listener,
+            state: AppState {
+                gateway,
+                store,
+                config: Arc::new(config),
+            },
+        })
+    }
+
+    /// The bound port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The store (tests inspect it).
+    #[must_use]
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight exchanges finish.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+        tracing::info!(address = %self.listener.local_addr()?, "gateway listening");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight exchanges");
+}
