@@ -315,7 +315,10 @@ impl Verifier {
             }
             Ok(_) => {}
             Err(_) => {
-                self.problem = Some(modified(format!("entry {} is not a readable entry", row.seq)));
+                self.problem = Some(modified(format!(
+                    "entry {} is not a readable entry",
+                    row.seq
+                )));
                 return;
             }
         }
@@ -349,23 +352,44 @@ impl Verifier {
             let successor_later = self.later_prevs.contains(&gap.expected_prev);
             let belongs_elsewhere = self.seen_hashes.contains_key(&gap.prev_hash)
                 || self.later_hashes.contains(&gap.prev_hash);
-            let (kind, seq, message) = if belongs_elsewhere && (successor_later || self.seen_hashes.contains_key(&gap.prev_hash)) {
-                ("reordered", gap.seq, format!(
-                    "entry {} is out of order: it does not follow entry {}, and the entry that does stands elsewhere",
-                    gap.seq, gap.last_good
-                ))
+            let (kind, seq, message) = if belongs_elsewhere
+                && (successor_later || self.seen_hashes.contains_key(&gap.prev_hash))
+            {
+                (
+                    "reordered",
+                    gap.seq,
+                    format!(
+                        "entry {} is out of order: it does not follow entry {}, and the entry that does stands elsewhere",
+                        gap.seq, gap.last_good
+                    ),
+                )
             } else if successor_later {
-                ("inserted", gap.seq, format!(
-                    "entry {} was inserted: it follows no entry of the log, and the true successor of entry {} comes later",
-                    gap.seq, gap.last_good
-                ))
-            } else if belongs_elsewhere || gap.seq > gap.expected_seq || !self.seen_hashes.contains_key(&gap.prev_hash) {
-                ("deleted", gap.expected_seq, format!(
-                    "the entry after entry {} was deleted: nothing in the log follows it",
-                    gap.last_good
-                ))
+                (
+                    "inserted",
+                    gap.seq,
+                    format!(
+                        "entry {} was inserted: it follows no entry of the log, and the true successor of entry {} comes later",
+                        gap.seq, gap.last_good
+                    ),
+                )
+            } else if belongs_elsewhere
+                || gap.seq > gap.expected_seq
+                || !self.seen_hashes.contains_key(&gap.prev_hash)
+            {
+                (
+                    "deleted",
+                    gap.expected_seq,
+                    format!(
+                        "the entry after entry {} was deleted: nothing in the log follows it",
+                        gap.last_good
+                    ),
+                )
             } else {
-                ("inserted", gap.seq, format!("entry {} does not follow entry {}", gap.seq, gap.last_good))
+                (
+                    "inserted",
+                    gap.seq,
+                    format!("entry {} does not follow entry {}", gap.seq, gap.last_good),
+                )
             };
             self.problem = Some(Problem {
                 seq,
@@ -544,18 +568,27 @@ mod tests {
         let mut modified = rows.clone();
         modified[2].entry = modified[2].entry.replace("accepted", "refused");
         let report = verify(&modified, head.clone());
-        assert_eq!(report.first_problem.map(|p| (p.seq, p.kind)), Some((3, "modified".into())));
+        assert_eq!(
+            report.first_problem.map(|p| (p.seq, p.kind)),
+            Some((3, "modified".into()))
+        );
 
         let mut deleted = rows.clone();
         deleted.remove(1);
         let report = verify(&deleted, head.clone());
-        assert_eq!(report.first_problem.map(|p| (p.seq, p.kind)), Some((2, "deleted".into())));
+        assert_eq!(
+            report.first_problem.map(|p| (p.seq, p.kind)),
+            Some((2, "deleted".into()))
+        );
 
         // Rows 2 and 3 swap places (their content moves, their numbers with it).
         let mut swapped = rows.clone();
         swapped.swap(1, 2);
         let report = verify(&swapped, head.clone());
-        assert_eq!(report.first_problem.map(|p| (p.seq, p.kind)), Some((3, "reordered".into())));
+        assert_eq!(
+            report.first_problem.map(|p| (p.seq, p.kind)),
+            Some((3, "reordered".into()))
+        );
 
         // Contents of rows 2 and 3 swapped, sequence numbers kept.
         let mut exchanged = rows.clone();
@@ -563,7 +596,10 @@ mod tests {
         exchanged[1] = StoredEntry { seq: 2, ..b };
         exchanged[2] = StoredEntry { seq: 3, ..a };
         let report = verify(&exchanged, head.clone());
-        assert_eq!(report.first_problem.map(|p| (p.seq, p.kind)), Some((2, "reordered".into())));
+        assert_eq!(
+            report.first_problem.map(|p| (p.seq, p.kind)),
+            Some((2, "reordered".into()))
+        );
 
         // A forged entry between 2 and 3.
         let mut inserted = rows.clone();
@@ -582,11 +618,17 @@ mod tests {
             row.seq = i64::try_from(i).expect("small") + 1;
         }
         let report = verify(&inserted, head.clone());
-        assert_eq!(report.first_problem.map(|p| (p.seq, p.kind)), Some((3, "inserted".into())));
+        assert_eq!(
+            report.first_problem.map(|p| (p.seq, p.kind)),
+            Some((3, "inserted".into()))
+        );
 
         let truncated = &rows[..4];
         let report = verify(truncated, head);
-        assert_eq!(report.first_problem.map(|p| (p.seq, p.kind)), Some((5, "deleted".into())));
+        assert_eq!(
+            report.first_problem.map(|p| (p.seq, p.kind)),
+            Some((5, "deleted".into()))
+        );
     }
 
     #[test]
@@ -601,8 +643,15 @@ mod tests {
     #[test]
     fn csv_quotes_what_needs_it() {
         let mut e = entry(1);
-        e.issues.push(LoggedIssue { rule: "r".into(), pointer: "/a".into(), message: "m, \"q\"".into() });
+        e.issues.push(LoggedIssue {
+            rule: "r".into(),
+            pointer: "/a".into(),
+            message: "m, \"q\"".into(),
+        });
         let line = csv_line(1, &e);
-        assert!(line.starts_with("1,2026-11-23T10:00:00.000000Z,x1,"), "{line}");
+        assert!(
+            line.starts_with("1,2026-11-23T10:00:00.000000Z,x1,"),
+            "{line}"
+        );
     }
 }

@@ -10,10 +10,10 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::http::verify_log;
 use crate::input::{DEFAULT_MAX_RECORD_BYTES, InputMode};
-use crate::server::{App, open_store, shutdown_signal};
 use crate::map_cli::{self, MapOptions, Side};
 use crate::mapping::{MappingSet, MappingSource};
 use crate::profiles::{ProfileRegistry, ProfileSource};
+use crate::server::{App, open_store, shutdown_signal};
 use crate::validate::{self, OutputFormat, ValidateOptions};
 
 /// Interoperability gateway for Finnish social rehabilitation records.
@@ -176,7 +176,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             return runtime.block_on(async move {
                 if serve {
                     let app = App::build(settings).await?;
-                    eprintln!("gateway listening on http://127.0.0.1:{} (storage: {})", app.port(), app.store().backend_name());
+                    eprintln!(
+                        "gateway listening on http://127.0.0.1:{} (storage: {})",
+                        app.port(),
+                        app.store().backend_name()
+                    );
                     app.run(shutdown_signal()).await?;
                 } else {
                     open_store(&settings).await?;

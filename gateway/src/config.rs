@@ -165,7 +165,9 @@ impl Config {
             "MAPPINGS_DIR",
             "CONFIG",
         ]));
-        figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
 
     /// The database URL in effect.
@@ -173,7 +175,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("gateway.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("gateway.db").display()
+            ),
         }
     }
 }
@@ -194,10 +199,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("gateway.toml");
         std::fs::write(&file, "[limits]\nbody_bytes = \"lots\"\n").expect("write");
-        let error = Config::load(Some(&file)).expect_err("bad value").to_string();
+        let error = Config::load(Some(&file))
+            .expect_err("bad value")
+            .to_string();
         assert!(error.contains("body_bytes"), "{error}");
         std::fs::write(&file, "listen_on = \"0.0.0.0:1\"\n").expect("write");
-        let error = Config::load(Some(&file)).expect_err("unknown field").to_string();
+        let error = Config::load(Some(&file))
+            .expect_err("unknown field")
+            .to_string();
         assert!(error.contains("listen_on"), "{error}");
     }
 

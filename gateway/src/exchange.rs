@@ -138,7 +138,12 @@ impl Gateway {
     #[must_use]
     pub fn start(engine: Arc<Engine>, store: Store, max_batch: usize) -> Self {
         let (jobs, receiver) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(writer(Arc::clone(&engine), store, receiver, max_batch.max(1)));
+        tokio::spawn(writer(
+            Arc::clone(&engine),
+            store,
+            receiver,
+            max_batch.max(1),
+        ));
         Self { engine, jobs }
     }
 
@@ -172,10 +177,14 @@ impl Gateway {
                 };
             }
         };
-        let plan = engine.mappings.plans.iter().position(|plan| match direction {
-            Direction::Forward => plan.header.apotti == profile.id(),
-            Direction::Backward => plan.header.kanta == profile.id(),
-        });
+        let plan = engine
+            .mappings
+            .plans
+            .iter()
+            .position(|plan| match direction {
+                Direction::Forward => plan.header.apotti == profile.id(),
+                Direction::Backward => plan.header.kanta == profile.id(),
+            });
         let Some(plan) = plan else {
             let way = match direction {
                 Direction::Forward => "Apotti-like messages",
@@ -186,7 +195,10 @@ impl Gateway {
                     IssueCode::NotSupported,
                     "exchange.wrong-direction",
                     "",
-                    format!("this route takes {way}; a {} record does not belong here", profile.id()),
+                    format!(
+                        "this route takes {way}; a {} record does not belong here",
+                        profile.id()
+                    ),
                 )],
                 profile: Some(profile.stamp().clone()),
                 record: Some(record),
@@ -233,9 +245,14 @@ impl Gateway {
     pub async fn record(&self, entry: AuditEntry) -> Result<(), Unavailable> {
         let actor = entry.actor.clone();
         let digest = entry.input_digest.clone();
-        self.submit(Direction::Forward, actor, digest, Prepared::Entry(Box::new(entry)))
-            .await
-            .map(|_| ())
+        self.submit(
+            Direction::Forward,
+            actor,
+            digest,
+            Prepared::Entry(Box::new(entry)),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn submit(
@@ -275,7 +292,12 @@ pub fn now_utc() -> String {
     )
 }
 
-async fn writer(engine: Arc<Engine>, store: Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
+async fn writer(
+    engine: Arc<Engine>,
+    store: Store,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -300,13 +322,18 @@ async fn writer(engine: Arc<Engine>, store: Store, mut jobs: mpsc::Receiver<Job>
     }
 }
 
-async fn commit_batch(engine: &Engine, store: &Store, batch: &[Job]) -> Result<Vec<ExchangeResult>, StoreError> {
+async fn commit_batch(
+    engine: &Engine,
+    store: &Store,
+    batch: &[Job],
+) -> Result<Vec<ExchangeResult>, StoreError> {
     let (mut tx, mut seq, mut hash) = store.begin_write().await?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let (result, entry) = process(engine, &mut tx, job).await?;
         seq += 1;
-        let json = audit::canonical(&entry).map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        let json = audit::canonical(&entry)
+            .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
         let entry_hash = audit::chain_hash(&hash, &json);
         store::append_entry(
             &mut tx,
@@ -316,7 +343,13 @@ async fn commit_batch(engine: &Engine, store: &Store, batch: &[Job]) -> Result<V
             &json,
             &hash,
             &entry_hash,
-            (&entry.client_hash, &entry.actor.subject, &entry.outcome, &entry.record_type, &entry.direction),
+            (
+                &entry.client_hash,
+                &entry.actor.subject,
+                &entry.outcome,
+                &entry.record_type,
+                &entry.direction,
+            ),
         )
         .await?;
         hash = entry_hash;
@@ -347,7 +380,10 @@ fn base_entry(engine: &Engine, job: &Job, record: Option<&Value>) -> AuditEntry 
         event: "exchange".to_owned(),
         direction: direction_name(job.direction).to_owned(),
         actor: job.actor.clone(),
-        source_system: record.and_then(|r| r.pointer("/SOURCE_SYSTEM")).and_then(Value::as_str).map(str::to_owned),
+        source_system: record
+            .and_then(|r| r.pointer("/SOURCE_SYSTEM"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         record_type: None,
         client_hash: record.and_then(hetu_of).map(|h| engine.hasher.hash(h)),
         record_id: record.and_then(crate::validate::record_id),
@@ -365,7 +401,12 @@ fn base_entry(engine: &Engine, job: &Job, record: Option<&Value>) -> AuditEntry 
     }
 }
 
-fn refused(job: &Job, mut entry: AuditEntry, issues: Vec<Issue>, status: u16) -> (ExchangeResult, AuditEntry) {
+fn refused(
+    job: &Job,
+    mut entry: AuditEntry,
+    issues: Vec<Issue>,
+    status: u16,
+) -> (ExchangeResult, AuditEntry) {
     entry.outcome = Outcome::Refused.as_str().to_owned();
     entry.issues = issues.iter().map(LoggedIssue::from).collect();
     (
@@ -403,7 +444,15 @@ fn content_digest(record: &Value) -> String {
 }
 
 fn current_year() -> i64 {
-    i64::from(jiff::Zoned::now().with_time_zone(jiff::tz::db().get("Europe/Helsinki").unwrap_or(jiff::tz::TimeZone::UTC)).year())
+    i64::from(
+        jiff::Zoned::now()
+            .with_time_zone(
+                jiff::tz::db()
+                    .get("Europe/Helsinki")
+                    .unwrap_or(jiff::tz::TimeZone::UTC),
+            )
+            .year(),
+    )
 }
 
 async fn allocate(tx: &mut Tx, root: &str, arc: i64) -> Result<String, StoreError> {
@@ -412,7 +461,11 @@ async fn allocate(tx: &mut Tx, root: &str, arc: i64) -> Result<String, StoreErro
     Ok(format!("{root}.{arc}.{year}.{number}"))
 }
 
-async fn process(engine: &Engine, tx: &mut Tx, job: &Job) -> Result<(ExchangeResult, AuditEntry), StoreError> {
+async fn process(
+    engine: &Engine,
+    tx: &mut Tx,
+    job: &Job,
+) -> Result<(ExchangeResult, AuditEntry), StoreError> {
     match &job.prepared {
         Prepared::Entry(entry) => Ok((
             ExchangeResult {
@@ -429,12 +482,20 @@ async fn process(engine: &Engine, tx: &mut Tx, job: &Job) -> Result<(ExchangeRes
                 ..(**entry).clone()
             },
         )),
-        Prepared::Refused { issues, profile, record } => {
+        Prepared::Refused {
+            issues,
+            profile,
+            record,
+        } => {
             let mut entry = base_entry(engine, job, record.as_ref());
             entry.profiles = profile.iter().cloned().collect();
             Ok(refused(job, entry, issues.clone(), 422))
         }
-        Prepared::Valid { record, plan, profile } => {
+        Prepared::Valid {
+            record,
+            plan,
+            profile,
+        } => {
             let plan = &engine.mappings.plans[*plan];
             let mut entry = base_entry(engine, job, Some(record));
             entry.record_type = Some(plan.header.id.clone());
@@ -476,11 +537,21 @@ async fn forward(
         .and_then(Value::as_str)
         .and_then(identifiers::custodian_oid_root)
     else {
-        let issue = Issue::error(IssueCode::Value, "exchange.custodian", "/SOURCE_ORG_ID", "no custodian OID root for this Y-tunnus");
+        let issue = Issue::error(
+            IssueCode::Value,
+            "exchange.custodian",
+            "/SOURCE_ORG_ID",
+            "no custodian OID root for this Y-tunnus",
+        );
         return Ok(refused(job, entry, vec![issue], 422));
     };
     let Some((kind, source_id)) = identity(plan, record) else {
-        let issue = Issue::error(IssueCode::Required, "exchange.identity", "", "the record has no id the crosswalk can keep");
+        let issue = Issue::error(
+            IssueCode::Required,
+            "exchange.identity",
+            "",
+            "the record has no id the crosswalk can keep",
+        );
         return Ok(refused(job, entry, vec![issue], 422));
     };
     let revision = revision_of(plan, record).unwrap_or(1);
@@ -497,7 +568,9 @@ async fn forward(
             entry.document_oid = Some(row.latest_document.clone());
             entry.set_oid = Some(row.set_oid.clone());
             entry.version = Some(row.latest_version);
-            entry.output_digest = document.as_ref().map(|d| audit::digest(&serde_json::to_vec(d).unwrap_or_default()));
+            entry.output_digest = document
+                .as_ref()
+                .map(|d| audit::digest(&serde_json::to_vec(d).unwrap_or_default()));
             return Ok((
                 ExchangeResult {
                     exchange_id: job.exchange_id.clone(),
@@ -516,7 +589,10 @@ async fn forward(
                 IssueCode::Invariant,
                 "exchange.revision-conflict",
                 "",
-                format!("revision {revision} of this record is already archived as version {} with other content; send the next revision", row.latest_version),
+                format!(
+                    "revision {revision} of this record is already archived as version {} with other content; send the next revision",
+                    row.latest_version
+                ),
             );
             return Ok(refused(job, entry, vec![issue], 409));
         }
@@ -525,14 +601,23 @@ async fn forward(
                 IssueCode::Invariant,
                 "exchange.stale-revision",
                 "",
-                format!("revision {revision} is older than revision {} already archived", row.latest_revision),
+                format!(
+                    "revision {revision} is older than revision {} already archived",
+                    row.latest_revision
+                ),
             );
             return Ok(refused(job, entry, vec![issue], 409));
         }
         Some(row) if row.latest_version > 0 => {
             let document_oid = allocate(tx, &root, 13).await?;
-            let replaces = json!({"documentOid": row.latest_document, "version": row.latest_version});
-            (row.set_oid.clone(), row.latest_version + 1, document_oid, Some(replaces))
+            let replaces =
+                json!({"documentOid": row.latest_document, "version": row.latest_version});
+            (
+                row.set_oid.clone(),
+                row.latest_version + 1,
+                document_oid,
+                Some(replaces),
+            )
         }
         // A reservation made when another record referred to this one: its set OID is kept.
         Some(row) => (row.set_oid.clone(), 1, row.set_oid.clone(), None),
@@ -587,14 +672,28 @@ async fn forward(
         context.set("replaces", replaces);
     }
 
-    let mapped = engine
-        .mappings
-        .run_checked(&engine.profiles, plan, record, Direction::Forward, &context, false);
+    let mapped = engine.mappings.run_checked(
+        &engine.profiles,
+        plan,
+        record,
+        Direction::Forward,
+        &context,
+        false,
+    );
     let Some(document) = mapped.document else {
         return Ok(refused(job, entry, mapped.issues, 422));
     };
-    let body = serde_json::to_string(&document).map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
-    store::document_put(tx, &document_oid, &set_oid, version, &job.exchange_id, &body).await?;
+    let body = serde_json::to_string(&document)
+        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+    store::document_put(
+        tx,
+        &document_oid,
+        &set_oid,
+        version,
+        &job.exchange_id,
+        &body,
+    )
+    .await?;
     let row = CrosswalkRow {
         set_oid: set_oid.clone(),
         latest_version: version,
@@ -643,12 +742,23 @@ async fn backward(
     }
     context.prepare(plan, document, Direction::Backward);
     entry.source_system = Some("KANTA".to_owned());
-    entry.document_oid = document.pointer("/header/documentOid").and_then(Value::as_str).map(str::to_owned);
-    entry.set_oid = document.pointer("/header/setOid").and_then(Value::as_str).map(str::to_owned);
+    entry.document_oid = document
+        .pointer("/header/documentOid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    entry.set_oid = document
+        .pointer("/header/setOid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     entry.version = document.pointer("/header/version").and_then(Value::as_i64);
-    let mapped = engine
-        .mappings
-        .run_checked(&engine.profiles, plan, document, Direction::Backward, &context, false);
+    let mapped = engine.mappings.run_checked(
+        &engine.profiles,
+        plan,
+        document,
+        Direction::Backward,
+        &context,
+        false,
+    );
     let Some(message) = mapped.document else {
         return Ok(refused(job, entry, mapped.issues, 422));
     };
@@ -656,7 +766,9 @@ async fn backward(
         entry.profiles.push(import.stamp().clone());
     }
     entry.outcome = Outcome::Accepted.as_str().to_owned();
-    entry.output_digest = Some(audit::digest(&serde_json::to_vec(&message).unwrap_or_default()));
+    entry.output_digest = Some(audit::digest(
+        &serde_json::to_vec(&message).unwrap_or_default(),
+    ));
     Ok((
         ExchangeResult {
             exchange_id: job.exchange_id.clone(),

@@ -83,7 +83,9 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/ndjson"))
+        .is_some_and(|v| {
+            v.starts_with("application/x-ndjson") || v.starts_with("application/ndjson")
+        })
 }
 
 #[utoipa::path(post, path = "/exchanges/apotti-to-kanta", tag = "exchanges",
@@ -94,7 +96,11 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         (status = 409, description = "Revision conflict or stale revision (OperationOutcome)", body = Object),
         (status = 422, description = "Refused: invalid or unmappable (OperationOutcome naming pointer and rule)", body = Object),
         (status = 503, description = "The audit log cannot be written: nothing accepted", body = Object)))]
-pub(crate) async fn apotti_to_kanta(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn apotti_to_kanta(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     exchange(state, Direction::Forward, headers, body).await
 }
 
@@ -104,7 +110,11 @@ pub(crate) async fn apotti_to_kanta(State(state): State<AppState>, headers: Head
     responses((status = 200, description = "The import message(s)", body = Object),
         (status = 422, description = "Refused (OperationOutcome)", body = Object),
         (status = 503, description = "The audit log cannot be written", body = Object)))]
-pub(crate) async fn kanta_to_apotti(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn kanta_to_apotti(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     exchange(state, Direction::Backward, headers, body).await
 }
 
@@ -130,7 +140,12 @@ fn result_json(result: &ExchangeResult) -> Value {
     value
 }
 
-async fn exchange(state: AppState, direction: Direction, headers: HeaderMap, body: Body) -> Response {
+async fn exchange(
+    state: AppState,
+    direction: Direction,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if is_ndjson(&headers) {
         return ndjson_exchange(state, direction, body);
     }
@@ -144,7 +159,9 @@ async fn exchange(state: AppState, direction: Direction, headers: HeaderMap, bod
                     IssueCode::TooLong,
                     "input.body-too-large",
                     "",
-                    format!("the request body is larger than {limit} bytes; send NDJSON for large batches"),
+                    format!(
+                        "the request body is larger than {limit} bytes; send NDJSON for large batches"
+                    ),
                 )],
             );
         }
@@ -154,7 +171,12 @@ async fn exchange(state: AppState, direction: Direction, headers: HeaderMap, bod
         Ok(response) => response,
         Err(_) => outcome_response(
             StatusCode::GATEWAY_TIMEOUT,
-            &[Issue::error(IssueCode::Processing, "exchange.timeout", "", "the request took longer than the configured timeout")],
+            &[Issue::error(
+                IssueCode::Processing,
+                "exchange.timeout",
+                "",
+                "the request took longer than the configured timeout",
+            )],
         ),
     }
 }
@@ -171,7 +193,12 @@ fn records_of(value: Value) -> (bool, Vec<Result<Value, Issue>>) {
                     .enumerate()
                     .map(|(i, e)| {
                         e.get("resource").cloned().ok_or_else(|| {
-                            Issue::error(IssueCode::Required, "bundle.resource", format!("/entry/{i}/resource"), "a Bundle entry needs a resource")
+                            Issue::error(
+                                IssueCode::Required,
+                                "bundle.resource",
+                                format!("/entry/{i}/resource"),
+                                "a Bundle entry needs a resource",
+                            )
                         })
                     })
                     .collect()
@@ -194,14 +221,27 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
     let record = match parsed {
         Some(Item::Record(value)) => value,
         Some(Item::Broken(issue)) => {
-            return match state.gateway.exchange(direction, Err(issue), actor_of()).await {
+            return match state
+                .gateway
+                .exchange(direction, Err(issue), actor_of())
+                .await
+            {
                 Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(&result))).into_response(),
                 Err(_) => unavailable(),
             };
         }
         _ => {
-            let issue = Issue::error(IssueCode::Structure, "input.empty", "", "the request body is empty");
-            return match state.gateway.exchange(direction, Err(issue), actor_of()).await {
+            let issue = Issue::error(
+                IssueCode::Structure,
+                "input.empty",
+                "",
+                "the request body is empty",
+            );
+            return match state
+                .gateway
+                .exchange(direction, Err(issue), actor_of())
+                .await
+            {
                 Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(&result))).into_response(),
                 Err(_) => unavailable(),
             };
@@ -234,7 +274,8 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
             Err(_) => return unavailable(),
         }
     }
-    Json(json!({"resourceType": "Bundle", "type": "batch-response", "entry": entries})).into_response()
+    Json(json!({"resourceType": "Bundle", "type": "batch-response", "entry": entries}))
+        .into_response()
 }
 
 fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Response {
@@ -245,7 +286,8 @@ fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Respons
         let mut buffer: Vec<u8> = Vec::new();
         let mut overflowed = false;
         let mut line_no = 0u64;
-        let mut in_flight: futures::stream::FuturesOrdered<_> = futures::stream::FuturesOrdered::new();
+        let mut in_flight: futures::stream::FuturesOrdered<_> =
+            futures::stream::FuturesOrdered::new();
         let mut pending_lines: VecDeque<u64> = VecDeque::new();
         let mut finished = false;
         while !finished {
@@ -293,7 +335,9 @@ fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Respons
                 };
                 let gateway = state.gateway.clone();
                 pending_lines.push_back(line_no);
-                in_flight.push_back(async move { gateway.exchange(direction, record, actor_of()).await });
+                in_flight.push_back(async move {
+                    gateway.exchange(direction, record, actor_of()).await
+                });
                 while in_flight.len() >= NDJSON_WINDOW {
                     if let Some(result) = in_flight.next().await
                         && !send_line(&sender, pending_lines.pop_front(), result).await
@@ -313,9 +357,10 @@ fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Respons
         receiver.recv().await.map(|item| (item, receiver))
     });
     let mut response = Response::new(Body::from_stream(stream));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     response
 }
 
@@ -326,7 +371,9 @@ async fn send_line(
 ) -> bool {
     let mut value = match result {
         Ok(result) => result_json(&result),
-        Err(_) => json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")}),
+        Err(_) => {
+            json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")})
+        }
     };
     value["line"] = json!(line);
     let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
@@ -337,16 +384,28 @@ async fn send_line(
 #[utoipa::path(get, path = "/exchanges/{id}", tag = "exchanges",
     params(("id" = String, Path, description = "Exchange id")),
     responses((status = 200, description = "The exchange's audit entries", body = Object), (status = 404, description = "Unknown exchange", body = Object)))]
-pub(crate) async fn exchange_status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn exchange_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     match state.store.entries_of_exchange(&id).await {
         Ok(rows) if rows.is_empty() => outcome_response(
             StatusCode::NOT_FOUND,
-            &[Issue::error(IssueCode::NotSupported, "exchange.unknown", "", "no exchange with this id")],
+            &[Issue::error(
+                IssueCode::NotSupported,
+                "exchange.unknown",
+                "",
+                "no exchange with this id",
+            )],
         ),
         Ok(rows) => {
             let entries: Vec<Value> = rows
                 .iter()
-                .filter_map(|row| serde_json::from_str::<Value>(&row.entry).ok().map(|e| json!({"seq": row.seq, "entry": e})))
+                .filter_map(|row| {
+                    serde_json::from_str::<Value>(&row.entry)
+                        .ok()
+                        .map(|e| json!({"seq": row.seq, "entry": e}))
+                })
                 .collect();
             Json(json!({"exchangeId": id, "entries": entries})).into_response()
         }
@@ -362,11 +421,26 @@ pub(crate) async fn validate(State(state): State<AppState>, bytes: Bytes) -> Res
     let record = match input::parse_line(&bytes, false, usize::MAX) {
         Some(Item::Record(value)) => value,
         Some(Item::Broken(issue)) => return outcome_response(StatusCode::BAD_REQUEST, &[issue]),
-        _ => return outcome_response(StatusCode::BAD_REQUEST, &[Issue::error(IssueCode::Structure, "input.empty", "", "the request body is empty")]),
+        _ => {
+            return outcome_response(
+                StatusCode::BAD_REQUEST,
+                &[Issue::error(
+                    IssueCode::Structure,
+                    "input.empty",
+                    "",
+                    "the request body is empty",
+                )],
+            );
+        }
     };
     let verdict = engine.profiles.validate(&record, None);
-    let message = verdict.profile.as_ref().map_or_else(|| "valid".to_owned(), |p| format!("valid against {} ({})", p.id, p.hash));
-    let mut outcome = serde_json::to_value(OperationOutcome::from_issues(&verdict.issues, &message)).unwrap_or_default();
+    let message = verdict.profile.as_ref().map_or_else(
+        || "valid".to_owned(),
+        |p| format!("valid against {} ({})", p.id, p.hash),
+    );
+    let mut outcome =
+        serde_json::to_value(OperationOutcome::from_issues(&verdict.issues, &message))
+            .unwrap_or_default();
     if let Some(profile) = &verdict.profile {
         outcome["meta"] = json!({"profile": [profile.id], "tag": [{"system": "urn:x-sosku:profile-hash", "code": profile.hash}]});
     }
@@ -382,14 +456,23 @@ pub(crate) struct TransformQuery {
     description = "Validate and map one record without storing anything (identifiers are provisional).",
     params(("direction" = Option<String>, Query, description = "apotti-to-kanta (default) or kanta-to-apotti")),
     request_body(content = Object), responses((status = 200, description = "The mapped document", body = Object), (status = 422, description = "OperationOutcome", body = Object)))]
-pub(crate) async fn transform(State(state): State<AppState>, Query(query): Query<TransformQuery>, bytes: Bytes) -> Response {
+pub(crate) async fn transform(
+    State(state): State<AppState>,
+    Query(query): Query<TransformQuery>,
+    bytes: Bytes,
+) -> Response {
     let direction = match query.direction.as_deref() {
         Some("kanta-to-apotti") => Direction::Backward,
         Some("apotti-to-kanta") | None => Direction::Forward,
         Some(_) => {
             return outcome_response(
                 StatusCode::BAD_REQUEST,
-                &[Issue::error(IssueCode::Value, "transform.direction", "", "direction is apotti-to-kanta or kanta-to-apotti")],
+                &[Issue::error(
+                    IssueCode::Value,
+                    "transform.direction",
+                    "",
+                    "direction is apotti-to-kanta or kanta-to-apotti",
+                )],
             );
         }
     };
@@ -397,7 +480,17 @@ pub(crate) async fn transform(State(state): State<AppState>, Query(query): Query
     let record = match input::parse_line(&bytes, false, usize::MAX) {
         Some(Item::Record(value)) => value,
         Some(Item::Broken(issue)) => return outcome_response(StatusCode::BAD_REQUEST, &[issue]),
-        _ => return outcome_response(StatusCode::BAD_REQUEST, &[Issue::error(IssueCode::Structure, "input.empty", "", "the request body is empty")]),
+        _ => {
+            return outcome_response(
+                StatusCode::BAD_REQUEST,
+                &[Issue::error(
+                    IssueCode::Structure,
+                    "input.empty",
+                    "",
+                    "the request body is empty",
+                )],
+            );
+        }
     };
     // Provisional identifiers: nothing is stored, so OIDs are allocated in memory only.
     let mut context = LocalContext::new("1.2.246.10.0", 2026);
@@ -406,7 +499,9 @@ pub(crate) async fn transform(State(state): State<AppState>, Query(query): Query
     {
         context.prepare(plan, &record, direction);
     }
-    let mapped = engine.mappings.map_record(&engine.profiles, &record, direction, &context, false);
+    let mapped = engine
+        .mappings
+        .map_record(&engine.profiles, &record, direction, &context, false);
     match mapped.document {
         Some(document) => Json(json!({"mapping": mapped.mapping, "provisionalIdentifiers": direction == Direction::Forward, "document": document})).into_response(),
         None => outcome_response(StatusCode::UNPROCESSABLE_ENTITY, &mapped.issues),
@@ -499,14 +594,20 @@ pub struct AuditQuery {
         ("outcome" = Option<String>, Query), ("type" = Option<String>, Query), ("cursor" = Option<i64>, Query), ("limit" = Option<i64>, Query),
         ("format" = Option<String>, Query, description = "json, ndjson, csv or bundle")),
     responses((status = 200, description = "Entries", body = Object)))]
-pub(crate) async fn audit_entries(State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Response {
+pub(crate) async fn audit_entries(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> Response {
     let engine = state.gateway.engine();
     let days = i64::from(state.config.audit.default_window_days);
     let from = query.from.clone().unwrap_or_else(|| {
         let past = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
         past.to_string()
     });
-    let to = query.to.clone().unwrap_or_else(|| "9999-12-31T23:59:59Z".to_owned());
+    let to = query
+        .to
+        .clone()
+        .unwrap_or_else(|| "9999-12-31T23:59:59Z".to_owned());
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let filter = AuditFilter {
         client_hash: query.client.as_deref().map(|h| engine.hasher.hash(h)),
@@ -551,7 +652,9 @@ pub(crate) async fn audit_entries(State(state): State<AppState>, Query(query): Q
     if state.gateway.record(read).await.is_err() {
         return unavailable();
     }
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq)).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
     let entries: Vec<(i64, AuditEntry)> = rows
         .iter()
         .filter_map(|row| serde_json::from_str(&row.entry).ok().map(|e| (row.seq, e)))
@@ -601,7 +704,11 @@ pub(crate) async fn audit_entries(State(state): State<AppState>, Query(query): Q
 pub(crate) async fn audit_verify(State(state): State<AppState>) -> Response {
     match verify_log(&state.store).await {
         Ok(report) => {
-            let status = if report.intact { StatusCode::OK } else { StatusCode::CONFLICT };
+            let status = if report.intact {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
             (status, Json(report)).into_response()
         }
         Err(_) => unavailable(),

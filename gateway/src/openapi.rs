@@ -5,7 +5,10 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "SOSKU gateway", description = "Apotti-like EHR ⇄ Kanta-style social welfare archive: exchanges, validation, mapping and the audit log."),
+    info(
+        title = "SOSKU gateway",
+        description = "Apotti-like EHR ⇄ Kanta-style social welfare archive: exchanges, validation, mapping and the audit log."
+    ),
     paths(
         crate::http::apotti_to_kanta,
         crate::http::kanta_to_apotti,

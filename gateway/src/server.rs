@@ -57,19 +57,24 @@ pub fn load_engine(config: &Config, hasher: ClientHasher) -> anyhow::Result<Engi
 /// When the key file cannot be read or written.
 pub fn audit_key(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(key) = &config.audit.hmac_key {
-        anyhow::ensure!(key.0.len() >= 16, "audit.hmac_key must be at least 16 characters");
+        anyhow::ensure!(
+            key.0.len() >= 16,
+            "audit.hmac_key must be at least 16 characters"
+        );
         return Ok(key.0.as_bytes().to_vec());
     }
     let path = config.data_dir.join("audit-hmac.key");
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        return hex::decode(existing.trim()).with_context(|| format!("{} is not a hex key", path.display()));
+        return hex::decode(existing.trim())
+            .with_context(|| format!("{} is not a hex key", path.display()));
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let mut key = Vec::with_capacity(32);
     key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    std::fs::write(&path, hex::encode(&key)).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, hex::encode(&key))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -86,8 +91,9 @@ pub fn audit_key(config: &Config) -> anyhow::Result<Vec<u8>> {
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
     }
     Store::connect(&url).await.with_context(|| {
         let shown = url.split('@').next_back().unwrap_or(&url).to_owned();
@@ -140,8 +146,12 @@ impl App {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let router = http::router(self.state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router =
+            http::router(self.state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
         tracing::info!(address = %self.listener.local_addr()?, "gateway listening");
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

@@ -132,8 +132,16 @@ impl Store {
     /// When a migration fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -235,7 +243,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn entries_of_exchange(&self, exchange_id: &str) -> Result<Vec<StoredEntry>, StoreError> {
+    pub async fn entries_of_exchange(
+        &self,
+        exchange_id: &str,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, entry, prev_hash, entry_hash, client_hash, actor, outcome FROM audit_log \
              WHERE exchange_id = $1 ORDER BY seq",
@@ -431,7 +442,10 @@ pub async fn crosswalk_source_id(
     } else {
         "SELECT source_id AS id FROM crosswalk WHERE set_oid = $1"
     };
-    let row = sqlx::query(sql).bind(set_oid).fetch_optional(&mut **tx).await?;
+    let row = sqlx::query(sql)
+        .bind(set_oid)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(match row {
         Some(row) => Some(row.try_get("id")?),
         None => None,
@@ -442,12 +456,18 @@ pub async fn crosswalk_source_id(
 ///
 /// # Errors
 /// Database errors.
-pub async fn case_get(tx: &mut Tx, source_system: &str, case_id: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT case_oid FROM case_crosswalk WHERE source_system = $1 AND case_id = $2")
-        .bind(source_system)
-        .bind(case_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+pub async fn case_get(
+    tx: &mut Tx,
+    source_system: &str,
+    case_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT case_oid FROM case_crosswalk WHERE source_system = $1 AND case_id = $2",
+    )
+    .bind(source_system)
+    .bind(case_id)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(match row {
         Some(row) => Some(row.try_get("case_oid")?),
         None => None,
@@ -458,13 +478,20 @@ pub async fn case_get(tx: &mut Tx, source_system: &str, case_id: &str) -> Result
 ///
 /// # Errors
 /// Database errors.
-pub async fn case_put(tx: &mut Tx, source_system: &str, case_id: &str, case_oid: &str) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES ($1, $2, $3)")
-        .bind(source_system)
-        .bind(case_id)
-        .bind(case_oid)
-        .execute(&mut **tx)
-        .await?;
+pub async fn case_put(
+    tx: &mut Tx,
+    source_system: &str,
+    case_id: &str,
+    case_oid: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES ($1, $2, $3)",
+    )
+    .bind(source_system)
+    .bind(case_id)
+    .bind(case_oid)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -472,7 +499,12 @@ pub async fn case_put(tx: &mut Tx, source_system: &str, case_id: &str, case_oid:
 ///
 /// # Errors
 /// Database errors.
-pub async fn next_oid_number(tx: &mut Tx, root: &str, arc: i64, year: i64) -> Result<i64, StoreError> {
+pub async fn next_oid_number(
+    tx: &mut Tx,
+    root: &str,
+    arc: i64,
+    year: i64,
+) -> Result<i64, StoreError> {
     sqlx::query("INSERT INTO oid_sequence (root, arc, year, next) VALUES ($1, $2, $3, 1) ON CONFLICT (root, arc, year) DO NOTHING")
         .bind(root)
         .bind(arc)

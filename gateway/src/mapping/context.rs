@@ -178,13 +178,23 @@ pub fn identity(plan: &MappingPlan, record: &Value) -> Option<(String, String)> 
 /// Every `(crosswalk kind, value)` a run of `plan` in `direction` will look up: source ids
 /// forward, OIDs backward. The service resolves them against its database before mapping.
 #[must_use]
-pub fn crosswalk_refs(plan: &MappingPlan, record: &Value, direction: Direction) -> Vec<(String, String)> {
+pub fn crosswalk_refs(
+    plan: &MappingPlan,
+    record: &Value,
+    direction: Direction,
+) -> Vec<(String, String)> {
     let mut refs = Vec::new();
     for rule in &plan.rules {
         let (pointer, kind) = match (direction, &rule.forward, &rule.reverse) {
-            (Direction::Forward, Source::Peer(Convert::Crosswalk(kind)), _) => (rule.apotti.as_ref(), kind),
-            (Direction::Forward, Source::Other(ptr, Convert::Crosswalk(kind)), _) => (Some(ptr), kind),
-            (Direction::Backward, _, Source::Peer(Convert::Crosswalk(kind))) => (rule.kanta.as_ref(), kind),
+            (Direction::Forward, Source::Peer(Convert::Crosswalk(kind)), _) => {
+                (rule.apotti.as_ref(), kind)
+            }
+            (Direction::Forward, Source::Other(ptr, Convert::Crosswalk(kind)), _) => {
+                (Some(ptr), kind)
+            }
+            (Direction::Backward, _, Source::Peer(Convert::Crosswalk(kind))) => {
+                (rule.kanta.as_ref(), kind)
+            }
             _ => continue,
         };
         let value = match pointer.and_then(|p| p.get(record)) {

@@ -1,0 +1,549 @@
+//! The service as integration teams and auditors use it, on SQLite and on PostgreSQL: every
+//! storage test runs on both.
+
+mod common;
+
+use common::{Db, TestApp, example};
+use serde_json::{Value, json};
+
+/// Runs an async test body once per database.
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body(Db::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body(Db::Postgres).await;
+            }
+        }
+    };
+}
+
+fn decision() -> Value {
+    example("apotti/SOSKU_DECISION/valid/positive-approved.json")
+}
+
+async fn verify_intact(app: &TestApp) -> Value {
+    let (status, body) = app.get("/audit/verify").await;
+    let report: Value = serde_json::from_str(&body).expect("report");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["intact"], true, "{report}");
+    report
+}
+
+async fn versions_and_resends(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    let first = decision();
+    let (status, v1) = app.post("/exchanges/apotti-to-kanta", &first).await;
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(v1["outcome"], "accepted");
+    assert_eq!(v1["version"], 1);
+    let oid1 = v1["documentOid"].as_str().expect("oid").to_owned();
+    assert_eq!(v1["document"]["header"]["setOid"], oid1.as_str());
+
+    // The same content again, even with a new message id: the same answer, no new version.
+    let mut resend = first.clone();
+    resend["MSG_ID"] = json!("APOTTI.DEC.RESEND.1");
+    let (status, again) = app.post("/exchanges/apotti-to-kanta", &resend).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(again["documentOid"], oid1.as_str());
+    assert_eq!(again["document"], v1["document"]);
+
+    // A new revision becomes the next version of the set, replacing the first.
+    let mut revised = first.clone();
+    revised["DECISION"]["REVISION"] = json!(2);
+    revised["DECISION"]["JUSTIFICATION_TEXT"] =
+        json!("Päätöstä on täydennetty asiakkaan toiveesta.");
+    let (status, v2) = app.post("/exchanges/apotti-to-kanta", &revised).await;
+    assert_eq!(status, 201, "{v2}");
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["document"]["header"]["setOid"], oid1.as_str());
+    assert_eq!(
+        v2["document"]["header"]["replaces"],
+        json!({"documentOid": oid1, "version": 1})
+    );
+    assert_ne!(v2["documentOid"], oid1.as_str());
+
+    // The same revision with other content is a conflict; an older revision is stale.
+    let mut conflicting = revised.clone();
+    conflicting["DECISION"]["JUSTIFICATION_TEXT"] = json!("Toinen sisältö.");
+    let (status, conflict) = app.post("/exchanges/apotti-to-kanta", &conflicting).await;
+    assert_eq!(status, 409, "{conflict}");
+    assert_eq!(
+        conflict["operationOutcome"]["issue"][0]["details"]["coding"][0]["code"],
+        "exchange.revision-conflict"
+    );
+    let mut stale = first.clone();
+    stale["DECISION"]["JUSTIFICATION_TEXT"] = json!("Vanha.");
+    let (status, _) = app.post("/exchanges/apotti-to-kanta", &stale).await;
+    assert_eq!(status, 409);
+
+    // Back from Kanta: the import message gets the EHR's own ids back.
+    let (status, back) = app
+        .post("/exchanges/kanta-to-apotti", &v2["document"])
+        .await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(
+        back["document"]["DECISION"]["DECISION_ID"],
+        first["DECISION"]["DECISION_ID"]
+    );
+    assert_eq!(
+        back["document"]["DECISION"]["CASE_ID"],
+        first["DECISION"]["CASE_ID"]
+    );
+
+    // One entry per exchange, and the chain holds.
+    let report = verify_intact(&app).await;
+    assert_eq!(report["entries"], 6);
+    app.stop().await;
+}
+on_both!(versions_and_resends_are_kept_straight, versions_and_resends);
+
+async fn concurrent_sends(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    let record = example("apotti/SOSKU_PLAN/valid/thirty-goals.json");
+    let sends = (0..24).map(|_| app.post("/exchanges/apotti-to-kanta", &record));
+    let results = futures::future::join_all(sends).await;
+    let accepted = results.iter().filter(|(s, _)| *s == 201).count();
+    let duplicates = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!((accepted, duplicates), (1, 23), "{results:?}");
+    let oids: std::collections::BTreeSet<_> = results
+        .iter()
+        .map(|(_, b)| b["documentOid"].to_string())
+        .collect();
+    assert_eq!(oids.len(), 1);
+    assert_eq!(
+        app.store
+            .count(gateway::store::Table::Documents)
+            .await
+            .expect("count"),
+        1
+    );
+    verify_intact(&app).await;
+    app.stop().await;
+}
+on_both!(
+    concurrent_sends_of_one_record_make_one_version,
+    concurrent_sends
+);
+
+async fn refused_are_audited(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    let mut bad = decision();
+    bad["DECISION"]["VALID_TO_DATE"] = json!("2020-01-01");
+    let hetu = bad["PATIENT"]["SSN"].as_str().expect("hetu").to_owned();
+    let (status, body) = app.post("/exchanges/apotti-to-kanta", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    let issue = &body["operationOutcome"]["issue"][0];
+    assert_eq!(issue["expression"][0], "/DECISION/VALID_TO_DATE");
+    assert_eq!(
+        issue["details"]["coding"][0]["code"],
+        "decision.validity-order"
+    );
+
+    // Malformed JSON is refused and audited too.
+    let response = app
+        .client
+        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+        .body("{\"MSG_TYPE\": ")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 400);
+
+    let (status, csv) = app
+        .get(&format!("/audit/entries?format=csv&client={hetu}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        csv.contains("refused") && csv.contains("decision.validity-order /DECISION/VALID_TO_DATE"),
+        "{csv}"
+    );
+    // The hetu itself is nowhere in the log.
+    let mut after = 0;
+    loop {
+        let page = app.store.log_page(after, 1000).await.expect("log");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            assert!(!row.entry.contains(&hetu), "hetu in the log: {}", row.entry);
+        }
+    }
+    let (_, all) = app.get("/audit/entries?outcome=refused").await;
+    let all: Value = serde_json::from_str(&all).expect("json");
+    assert_eq!(all["entries"].as_array().map(Vec::len), Some(2), "{all}");
+    app.stop().await;
+}
+on_both!(
+    refused_exchanges_are_audited_without_the_hetu,
+    refused_are_audited
+);
+
+async fn auditor_queries(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    for path in [
+        "apotti/SOSKU_DECISION/valid/positive-approved.json",
+        "apotti/SOSKU_PLAN/valid/draft-one-goal.json",
+        "apotti/SOSKU_VISIT/valid/individual-completed.json",
+    ] {
+        let (status, body) = app.post("/exchanges/apotti-to-kanta", &example(path)).await;
+        assert_eq!(status, 201, "{path}: {body}");
+    }
+    let hetu = example("apotti/SOSKU_PLAN/valid/draft-one-goal.json")["PATIENT"]["SSN"]
+        .as_str()
+        .expect("hetu")
+        .to_owned();
+    let (_, by_client) = app.get(&format!("/audit/entries?client={hetu}")).await;
+    let by_client: Value = serde_json::from_str(&by_client).expect("json");
+    let entries = by_client["entries"].as_array().expect("entries");
+    assert!(!entries.is_empty());
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["entry"]["record_type"] == "plan" || e["entry"]["client_hash"].is_string())
+    );
+
+    let (_, by_type) = app.get("/audit/entries?type=visit").await;
+    let by_type: Value = serde_json::from_str(&by_type).expect("json");
+    assert_eq!(by_type["entries"].as_array().map(Vec::len), Some(1));
+
+    // Paging with a cursor.
+    let (_, page1) = app.get("/audit/entries?limit=2&outcome=accepted").await;
+    let page1: Value = serde_json::from_str(&page1).expect("json");
+    let cursor = page1["nextCursor"].as_i64().expect("cursor");
+    let (_, page2) = app
+        .get(&format!(
+            "/audit/entries?limit=2&outcome=accepted&cursor={cursor}"
+        ))
+        .await;
+    let page2: Value = serde_json::from_str(&page2).expect("json");
+    assert_eq!(page2["entries"].as_array().map(Vec::len), Some(1));
+
+    // An empty time window.
+    let (_, old) = app
+        .get("/audit/entries?from=2000-01-01T00:00:00Z&to=2001-01-01T00:00:00Z")
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&old).expect("json")["entries"],
+        json!([])
+    );
+
+    // FHIR AuditEvent searchset and NDJSON.
+    let (_, bundle) = app
+        .get("/audit/entries?format=bundle&outcome=accepted")
+        .await;
+    let bundle: Value = serde_json::from_str(&bundle).expect("json");
+    assert_eq!(bundle["type"], "searchset");
+    assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "AuditEvent");
+    let (_, ndjson) = app
+        .get("/audit/entries?format=ndjson&outcome=accepted")
+        .await;
+    assert_eq!(ndjson.lines().count(), 3);
+
+    // Every read of the log is itself logged.
+    let (_, reads) = app.get("/audit/entries?outcome=read&limit=1000").await;
+    let reads: Value = serde_json::from_str(&reads).expect("json");
+    assert!(
+        reads["entries"].as_array().map(Vec::len).unwrap_or(0) >= 6,
+        "{reads}"
+    );
+    verify_intact(&app).await;
+    app.stop().await;
+}
+on_both!(auditors_query_filter_page_and_export, auditor_queries);
+
+async fn ndjson_stream(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    let base = decision();
+    let mut body = String::new();
+    for n in 0..200 {
+        let mut record = base.clone();
+        record["DECISION"]["DECISION_ID"] = json!(format!("SD-STREAM-{n}"));
+        body.push_str(&serde_json::to_string(&record).expect("json"));
+        body.push('\n');
+        if n == 100 {
+            body.push_str("{not json}\n");
+        }
+    }
+    let response = app
+        .client
+        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("body");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 201);
+    assert_eq!(lines[101]["line"], 102);
+    assert_eq!(lines[101]["outcome"], "refused");
+    assert_eq!(
+        lines.iter().filter(|l| l["outcome"] == "accepted").count(),
+        200
+    );
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["line"].as_u64() < w[1]["line"].as_u64()),
+        "in input order"
+    );
+    let report = verify_intact(&app).await;
+    assert_eq!(report["entries"], 201);
+    app.stop().await;
+}
+on_both!(ndjson_streams_are_answered_line_by_line, ndjson_stream);
+
+async fn batches(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": decision()},
+        {"resource": {"MSG_TYPE": "SOSKU_NOPE"}},
+        {"resource": example("apotti/SOSKU_VISIT/valid/canceled-home-visit.json")},
+    ]});
+    let (status, body) = app.post("/exchanges/apotti-to-kanta", &bundle).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "batch-response");
+    let statuses: Vec<&str> = body["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["201", "422", "201"]);
+
+    let envelope = json!({"EXPORT_ID": "E1", "EXPORT_DTTM": "2026-03-02 02:00:00", "RECORDS": [example("apotti/SOSKU_PLAN/valid/draft-one-goal.json")]});
+    let (status, body) = app.post("/exchanges/apotti-to-kanta", &envelope).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entry"][0]["response"]["status"], "201");
+    app.stop().await;
+}
+on_both!(bundles_and_envelopes_are_batches, batches);
+
+async fn fail_closed(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    sqlx::query("DROP TABLE audit_log")
+        .execute(app.store.pool())
+        .await
+        .expect("drop");
+    let (status, body) = app.post("/exchanges/apotti-to-kanta", &decision()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["issue"][0]["details"]["coding"][0]["code"],
+        "audit.unavailable"
+    );
+    // Nothing was accepted: no crosswalk row, no document.
+    assert_eq!(
+        app.store
+            .count(gateway::store::Table::Documents)
+            .await
+            .expect("count"),
+        0
+    );
+    app.stop().await;
+}
+on_both!(an_unwritable_audit_log_refuses_the_exchange, fail_closed);
+
+async fn tampering(db: Db) {
+    for (attack, expected_kind, expected_seq) in [
+        (
+            "UPDATE audit_log SET entry = REPLACE(entry, 'accepted', 'refused') WHERE seq = 3",
+            "modified",
+            3,
+        ),
+        ("DELETE FROM audit_log WHERE seq = 2", "deleted", 2),
+        (
+            "UPDATE audit_log SET seq = CASE seq WHEN 2 THEN 1002 WHEN 3 THEN 1003 ELSE seq END WHERE seq IN (2, 3)",
+            "reordered",
+            4,
+        ),
+        (
+            "UPDATE audit_log SET client_hash = 'hmac-sha256:forged' WHERE seq = 4",
+            "modified",
+            4,
+        ),
+        ("DELETE FROM audit_log WHERE seq = 5", "deleted", 5),
+    ] {
+        let Some(app) = TestApp::start(db).await else {
+            return;
+        };
+        for n in 0..5 {
+            let mut record = decision();
+            record["DECISION"]["DECISION_ID"] = json!(format!("SD-T-{n}"));
+            let (status, _) = app.post("/exchanges/apotti-to-kanta", &record).await;
+            assert_eq!(status, 201);
+        }
+        verify_intact(&app).await;
+        sqlx::query(sqlx::AssertSqlSafe(attack))
+            .execute(app.store.pool())
+            .await
+            .expect(attack);
+        let (status, body) = app.get("/audit/verify").await;
+        assert_eq!(status, 409, "{attack}: {body}");
+        let report: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            report["firstProblem"]["kind"], expected_kind,
+            "{attack}: {report}"
+        );
+        assert_eq!(
+            report["firstProblem"]["seq"], expected_seq,
+            "{attack}: {report}"
+        );
+        app.stop().await;
+    }
+}
+on_both!(tampering_is_found_and_named, tampering);
+
+async fn swapped_and_inserted(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    for n in 0..4 {
+        let mut record = decision();
+        record["DECISION"]["DECISION_ID"] = json!(format!("SD-S-{n}"));
+        app.post("/exchanges/apotti-to-kanta", &record).await;
+    }
+    // Swap the contents of entries 2 and 3, keeping their numbers.
+    let pool = app.store.pool();
+    for statement in [
+        "UPDATE audit_log SET seq = 1002 WHERE seq = 2",
+        "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_log SET seq = 3 WHERE seq = 1002",
+    ] {
+        sqlx::query(statement).execute(pool).await.expect(statement);
+    }
+    let (_, body) = app.get("/audit/verify").await;
+    let report: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(report["firstProblem"]["kind"], "reordered", "{report}");
+    assert_eq!(report["firstProblem"]["seq"], 2, "{report}");
+    app.stop().await;
+
+    // An entry forged into the middle.
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    for n in 0..4 {
+        let mut record = decision();
+        record["DECISION"]["DECISION_ID"] = json!(format!("SD-I-{n}"));
+        app.post("/exchanges/apotti-to-kanta", &record).await;
+    }
+    let pool = app.store.pool();
+    let row = sqlx::query("SELECT entry FROM audit_log WHERE seq = 2")
+        .fetch_one(pool)
+        .await
+        .expect("row");
+    let entry: String = sqlx::Row::try_get(&row, "entry").expect("entry");
+    let forged_hash = gateway::audit::chain_hash("forged", &entry);
+    sqlx::query("UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 3")
+        .execute(pool)
+        .await
+        .expect("shift");
+    sqlx::query("UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1003")
+        .execute(pool)
+        .await
+        .expect("shift back");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, client_hash, actor, outcome, record_type, direction) \
+         SELECT 3, exchange_id, recorded_at, entry, 'forged', '{forged_hash}', client_hash, actor, outcome, record_type, direction FROM audit_log WHERE seq = 2"
+    )))
+    .execute(pool)
+    .await
+    .expect("insert");
+    let (_, body) = app.get("/audit/verify").await;
+    let report: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(report["firstProblem"]["kind"], "inserted", "{report}");
+    assert_eq!(report["firstProblem"]["seq"], 3, "{report}");
+    app.stop().await;
+}
+on_both!(
+    reordered_and_inserted_entries_are_named,
+    swapped_and_inserted
+);
+
+#[tokio::test]
+async fn self_description_health_and_openapi() {
+    let Some(app) = TestApp::start(Db::Sqlite).await else {
+        return;
+    };
+    let (status, metadata) = app.get("/metadata").await;
+    assert_eq!(status, 200);
+    let metadata: Value = serde_json::from_str(&metadata).expect("json");
+    assert_eq!(metadata["resourceType"], "CapabilityStatement");
+    assert!(
+        metadata["profiles"]
+            .as_array()
+            .expect("profiles")
+            .iter()
+            .any(|p| p["id"] == "kanta/PAATOS_SOSKU"
+                && p["hash"].as_str().is_some_and(|h| h.starts_with("sha256:")))
+    );
+    assert_eq!(metadata["mappings"].as_array().map(Vec::len), Some(3));
+    assert_eq!(metadata["security"]["authentication"], "off");
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert_eq!(app.get("/readyz").await.0, 200);
+    let (status, openapi) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let openapi: Value = serde_json::from_str(&openapi).expect("json");
+    assert!(
+        openapi["paths"]["/exchanges/apotti-to-kanta"]["post"].is_object(),
+        "{openapi}"
+    );
+    assert!(openapi["paths"]["/audit/verify"]["get"].is_object());
+
+    let (status, verdict) = app.post("/$validate", &decision()).await;
+    assert_eq!(status, 200);
+    assert_eq!(verdict["issue"][0]["severity"], "information");
+    let (status, mapped) = app.post("/$transform", &decision()).await;
+    assert_eq!(status, 200, "{mapped}");
+    assert_eq!(
+        mapped["document"]["header"]["documentType"]["code"],
+        "PAATOS_SOSKU"
+    );
+    // Neither stored anything.
+    assert_eq!(
+        app.store
+            .count(gateway::store::Table::AuditLog)
+            .await
+            .expect("count"),
+        0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refuses_to_listen_beyond_loopback_without_authentication() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = gateway::config::Config {
+        listen: "0.0.0.0:0".parse().expect("address"),
+        data_dir: dir.path().to_path_buf(),
+        ..gateway::config::Config::default()
+    };
+    let error = gateway::server::App::build(config)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("without authentication"), "{error}");
+}
