@@ -168,6 +168,10 @@ impl GatewayProcess {
     pub fn start(database_url: &str, data_dir: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .arg("serve")
+            .env(
+                "GATEWAY_AUDIT__HMAC_KEY",
+                "test-key-shared-by-all-processes",
+            )
             .env("GATEWAY_LISTEN", "127.0.0.1:0")
             .env("GATEWAY_DATABASE_URL", database_url)
             .env("GATEWAY_DATA_DIR", data_dir)

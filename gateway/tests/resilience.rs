@@ -1,0 +1,207 @@
+//! What users rely on when things go wrong or grow: a gateway killed under load keeps every
+//! exchange it answered as accepted; two gateway processes on one PostgreSQL database keep one
+//! consistent crosswalk and one verifiable audit chain.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Db, GatewayProcess, example, fresh_database};
+use gateway::store::Store;
+use serde_json::{Value, json};
+
+fn decision(id: &str, revision: i64) -> Value {
+    let mut record = example("apotti/SOSKU_DECISION/valid/positive-approved.json");
+    record["DECISION"]["DECISION_ID"] = json!(id);
+    record["DECISION"]["REVISION"] = json!(revision);
+    record["DECISION"]["JUSTIFICATION_TEXT"] = json!(format!("Perustelu, versio {revision}."));
+    record
+}
+
+/// Sends until `deadline` or until the gateway stops answering; returns (exchange id,
+/// document OID) of every exchange answered as accepted.
+async fn load(
+    base: String,
+    client: reqwest::Client,
+    worker: usize,
+    deadline: Instant,
+) -> Vec<(String, String)> {
+    let mut accepted = Vec::new();
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let record = decision(&format!("SD-CRASH-{worker}-{n}"), 1);
+        let response = client
+            .post(format!("{base}/exchanges/apotti-to-kanta"))
+            .json(&record)
+            .send()
+            .await;
+        let Ok(response) = response else { break };
+        if response.status().as_u16() == 201
+            && let Ok(body) = response.json::<Value>().await
+            && let (Some(id), Some(oid)) =
+                (body["exchangeId"].as_str(), body["documentOid"].as_str())
+        {
+            accepted.push((id.to_owned(), oid.to_owned()));
+        }
+    }
+    accepted
+}
+
+async fn crash(db: Db) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(url) = fresh_database(db, dir.path()).await else {
+        return;
+    };
+    let first = GatewayProcess::start(&url, dir.path());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers: Vec<_> = (0..6)
+        .map(|w| tokio::spawn(load(first.base.clone(), client.clone(), w, deadline)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.kill();
+    let mut accepted = Vec::new();
+    for worker in workers {
+        accepted.extend(worker.await.expect("worker"));
+    }
+    assert!(
+        accepted.len() > 20,
+        "too little load before the kill: {}",
+        accepted.len()
+    );
+
+    let second = GatewayProcess::start(&url, dir.path());
+    let store = Store::connect(&url).await.expect("store");
+    for (exchange_id, document_oid) in &accepted {
+        let entries = store
+            .entries_of_exchange(exchange_id)
+            .await
+            .expect("entries");
+        assert_eq!(
+            entries.len(),
+            1,
+            "exchange {exchange_id} was answered as accepted but has no audit entry"
+        );
+        assert!(entries[0].entry.contains("\"outcome\":\"accepted\""));
+        assert!(
+            store
+                .document(document_oid)
+                .await
+                .expect("document")
+                .is_some(),
+            "no document {document_oid}"
+        );
+    }
+    let report: Value = client
+        .get(format!("{}/audit/verify", second.base))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["intact"], true, "{report}");
+    eprintln!(
+        "crash test on {db:?}: {} accepted exchanges before SIGKILL all survived",
+        accepted.len()
+    );
+    second.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_under_load_keeps_every_accepted_exchange_sqlite() {
+    crash(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_under_load_keeps_every_accepted_exchange_postgres() {
+    crash(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_postgres_consistently() {
+    let dir_a = tempfile::tempdir().expect("dir");
+    let dir_b = tempfile::tempdir().expect("dir");
+    let Some(url) = fresh_database(Db::Postgres, dir_a.path()).await else {
+        return;
+    };
+    let a = GatewayProcess::start(&url, dir_a.path());
+    let b = GatewayProcess::start(&url, dir_b.path());
+    let client = reqwest::Client::new();
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    // 30 records, each in revisions 1–3, every revision sent twice to each process at once.
+    for record in 0..30 {
+        for revision in 1..=3 {
+            for base in [&a.base, &b.base, &a.base, &b.base] {
+                let (client, base, statuses) =
+                    (client.clone(), base.clone(), Arc::clone(&statuses));
+                tasks.push(tokio::spawn(async move {
+                    let body = decision(&format!("SD-SCALE-{record}"), revision);
+                    let response = client
+                        .post(format!("{base}/exchanges/apotti-to-kanta"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("send");
+                    let status = response.status().as_u16();
+                    let body: Value = response.json().await.expect("json");
+                    statuses.lock().expect("lock").push((
+                        record,
+                        revision,
+                        status,
+                        body["version"].as_i64(),
+                    ));
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let statuses = statuses.lock().expect("lock").clone();
+    assert!(
+        statuses
+            .iter()
+            .all(|(_, _, s, _)| matches!(s, 200 | 201 | 409)),
+        "{statuses:?}"
+    );
+    let store = Store::connect(&url).await.expect("store");
+    // Per set: versions 1..n, each exactly once, and each accepted answer's version among them.
+    let rows = sqlx::query("SELECT set_oid, version FROM documents ORDER BY set_oid, version")
+        .fetch_all(store.pool())
+        .await
+        .expect("documents");
+    let mut per_set: std::collections::BTreeMap<String, Vec<i64>> =
+        std::collections::BTreeMap::new();
+    for row in &rows {
+        let set: String = sqlx::Row::try_get(row, "set_oid").expect("set");
+        let version: i64 = sqlx::Row::try_get(row, "version").expect("version");
+        per_set.entry(set).or_default().push(version);
+    }
+    assert_eq!(per_set.len(), 30, "one document set per record");
+    for versions in per_set.values() {
+        let expected: Vec<i64> = (1..=i64::try_from(versions.len()).expect("small")).collect();
+        assert_eq!(
+            versions, &expected,
+            "versions of a set are 1..n without gaps or repeats"
+        );
+    }
+    let accepted = statuses.iter().filter(|(_, _, s, _)| *s == 201).count();
+    assert_eq!(accepted, rows.len(), "every 201 made exactly one version");
+    let report: Value = client
+        .get(format!("{}/audit/verify", a.base))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["intact"], true, "{report}");
+    assert_eq!(report["entries"], 360, "one entry per exchange");
+}
