@@ -1,0 +1,191 @@
+//! Load benchmark against the real server on loopback, with durable writes (SQLite WAL with
+//! `synchronous = FULL`; PostgreSQL's default `fsync`), every record audited.
+//!
+//! `cargo bench --bench load` runs on SQLite, and on PostgreSQL when it answers at
+//! 127.0.0.1:5432. Three measurements per backend:
+//! - single-record exchanges, closed loop, 64 concurrent clients, 10 s: throughput;
+//! - single-record exchanges, open loop at a fixed 1 000/s for 10 s: latency percentiles;
+//! - one NDJSON request of 100 000 records: records per second.
+//!
+//! The client runs on the same 2-core machine as the server (as a co-located load generator
+//! would), so the figures are conservative. `LOAD_SECONDS` shortens or lengthens the runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gateway::config::Config;
+use gateway::server::App;
+use serde_json::{Value, json};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn decision(n: u64) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../profiles/examples/apotti/SOSKU_DECISION/valid/positive-approved.json");
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json");
+    record["DECISION"]["DECISION_ID"] = json!(format!("SD-LOAD-{n}"));
+    serde_json::to_vec(&record).expect("json")
+}
+
+async fn start(url: Option<String>, dir: &std::path::Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.to_path_buf(),
+        database_url: url,
+        ..Config::default()
+    };
+    let app = App::build(config).await.expect("app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, signal) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = signal.await;
+    }));
+    (base, stop)
+}
+
+async fn closed_loop(base: &str, seconds: u64, counter: Arc<AtomicU64>) -> f64 {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, base, counter, done) = (client.clone(), base.to_owned(), Arc::clone(&counter), Arc::clone(&done));
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let response = client
+                        .post(format!("{base}/exchanges/apotti-to-kanta"))
+                        .header("content-type", "application/json")
+                        .body(decision(n))
+                        .send()
+                        .await;
+                    if let Ok(response) = response
+                        && response.status().as_u16() == 201
+                        && response.bytes().await.is_ok()
+                    {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "counts")]
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    rate
+}
+
+async fn open_loop(base: &str, rate: u64, seconds: u64, counter: Arc<AtomicU64>) -> (u64, Vec<Duration>) {
+    let client = reqwest::Client::new();
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for i in 0..total {
+        let due = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, base, counter) = (client.clone(), base.to_owned(), Arc::clone(&counter));
+        tasks.push(tokio::spawn(async move {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let body = decision(n);
+            // Latency counts from when the request was due, so a stalled client is not hidden.
+            let response = client
+                .post(format!("{base}/exchanges/apotti-to-kanta"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            let ok = match response {
+                Ok(r) => r.status().as_u16() == 201 && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (ok, due.elapsed())
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut ok = 0;
+    for task in tasks {
+        if let Ok((success, latency)) = task.await {
+            ok += u64::from(success);
+            latencies.push(latency);
+        }
+    }
+    latencies.sort();
+    (ok, latencies)
+}
+
+async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64) {
+    let mut body = Vec::new();
+    for _ in 0..records {
+        body.extend_from_slice(&decision(counter.fetch_add(1, Ordering::Relaxed)));
+        body.push(b'\n');
+    }
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let text = client
+        .post(format!("{base}/exchanges/apotti-to-kanta"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    let elapsed = started.elapsed().as_secs_f64();
+    let accepted = text.lines().filter(|l| l.contains("\"outcome\":\"accepted\"")).count() as u64;
+    #[expect(clippy::cast_precision_loss, reason = "counts")]
+    let rate = accepted as f64 / elapsed;
+    (accepted, rate)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "index")]
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn pg_url() -> Option<String> {
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect("postgres://root@127.0.0.1:5432/test").await.ok()?;
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.ok()?;
+    Some(format!("postgres://root@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}"))
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut backends = vec![("sqlite", None)];
+        match pg_url().await {
+            Some(url) => backends.push(("postgres", Some(url))),
+            None => println!("postgres: not reachable at 127.0.0.1:5432, skipped"),
+        }
+        for (name, url) in backends {
+            let dir = tempfile::tempdir().expect("dir");
+            let (base, stop) = start(url, dir.path()).await;
+            let counter = Arc::new(AtomicU64::new(0));
+            let throughput = closed_loop(&base, seconds, Arc::clone(&counter)).await;
+            println!("{name}: single-record exchanges, 64 clients, {seconds} s: {throughput:.0} exchanges/s");
+            let (ok, latencies) = open_loop(&base, 1000, seconds, Arc::clone(&counter)).await;
+            println!(
+                "{name}: open loop at 1000/s for {seconds} s: {ok} accepted, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+                percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+                latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+            );
+            let (accepted, rate) = ndjson(&base, 100_000, Arc::clone(&counter)).await;
+            println!("{name}: NDJSON, one request of 100000 records: {accepted} accepted, {rate:.0} records/s");
+            let _ = stop.send(());
+        }
+    });
+}
