@@ -24,12 +24,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn decision(n: u64) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../profiles/examples/apotti/SOSKU_DECISION/valid/positive-approved.json");
-    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json");
+    let mut record: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json");
     record["DECISION"]["DECISION_ID"] = json!(format!("SD-LOAD-{n}"));
     serde_json::to_vec(&record).expect("json")
 }
 
-async fn start(url: Option<String>, dir: &std::path::Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+async fn start(
+    url: Option<String>,
+    dir: &std::path::Path,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: dir.to_path_buf(),
@@ -52,7 +56,12 @@ async fn closed_loop(base: &str, seconds: u64, counter: Arc<AtomicU64>) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..64)
         .map(|_| {
-            let (client, base, counter, done) = (client.clone(), base.to_owned(), Arc::clone(&counter), Arc::clone(&done));
+            let (client, base, counter, done) = (
+                client.clone(),
+                base.to_owned(),
+                Arc::clone(&counter),
+                Arc::clone(&done),
+            );
             tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -80,7 +89,12 @@ async fn closed_loop(base: &str, seconds: u64, counter: Arc<AtomicU64>) -> f64 {
     rate
 }
 
-async fn open_loop(base: &str, rate: u64, seconds: u64, counter: Arc<AtomicU64>) -> (u64, Vec<Duration>) {
+async fn open_loop(
+    base: &str,
+    rate: u64,
+    seconds: u64,
+    counter: Arc<AtomicU64>,
+) -> (u64, Vec<Duration>) {
     let client = reqwest::Client::new();
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -138,7 +152,10 @@ async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64)
         .await
         .expect("body");
     let elapsed = started.elapsed().as_secs_f64();
-    let accepted = text.lines().filter(|l| l.contains("\"outcome\":\"accepted\"")).count() as u64;
+    let accepted = text
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"accepted\""))
+        .count() as u64;
     #[expect(clippy::cast_precision_loss, reason = "counts")]
     let rate = accepted as f64 / elapsed;
     (accepted, rate)
@@ -148,22 +165,40 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss, reason = "index")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "index"
+    )]
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
 
 async fn pg_url() -> Option<String> {
     sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect("postgres://root@127.0.0.1:5432/test").await.ok()?;
+    let admin = sqlx::AnyPool::connect("postgres://root@127.0.0.1:5432/test")
+        .await
+        .ok()?;
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.ok()?;
-    Some(format!("postgres://root@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .ok()?;
+    Some(format!(
+        "postgres://root@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}"
+    ))
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let seconds: u64 = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut backends = vec![("sqlite", None)];
         match pg_url().await {
