@@ -19,3 +19,4 @@ pub mod profiles;
 pub mod server;
 pub mod store;
 pub mod validate;
+mod writer;

@@ -312,43 +312,6 @@ fn stored_entry(row: &sqlx::any::AnyRow) -> Result<StoredEntry, StoreError> {
 
 // ---- operations inside a write transaction ----------------------------------------------
 
-/// Appends one entry to the log.
-///
-/// # Errors
-/// Database errors.
-#[expect(clippy::too_many_arguments, reason = "one row's columns")]
-pub async fn append_entry(
-    tx: &mut Tx,
-    seq: i64,
-    exchange_id: &str,
-    recorded_at: &str,
-    entry: &str,
-    prev_hash: &str,
-    entry_hash: &str,
-    columns: (&Option<String>, &str, &str, &Option<String>, &str),
-) -> Result<(), StoreError> {
-    let (client_hash, actor, outcome, record_type, direction) = columns;
-    sqlx::query(
-        "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
-         client_hash, actor, outcome, record_type, direction) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(seq)
-    .bind(exchange_id)
-    .bind(recorded_at)
-    .bind(entry)
-    .bind(prev_hash)
-    .bind(entry_hash)
-    .bind(client_hash.clone())
-    .bind(actor)
-    .bind(outcome)
-    .bind(record_type.clone())
-    .bind(direction)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Moves the chain head.
 ///
 /// # Errors
@@ -362,201 +325,355 @@ pub async fn set_head(tx: &mut Tx, seq: i64, hash: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// The crosswalk row of a source record.
-///
-/// # Errors
-/// Database errors.
-pub async fn crosswalk_get(
-    tx: &mut Tx,
-    source_system: &str,
-    record_type: &str,
-    source_id: &str,
-) -> Result<Option<CrosswalkRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT set_oid, latest_version, latest_document, latest_revision, content_digest, exchange_id \
-         FROM crosswalk WHERE source_system = $1 AND record_type = $2 AND source_id = $3",
-    )
-    .bind(source_system)
-    .bind(record_type)
-    .bind(source_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|row| {
-        Ok(CrosswalkRow {
-            set_oid: row.try_get("set_oid")?,
-            latest_version: row.try_get("latest_version")?,
-            latest_document: row.try_get("latest_document")?,
-            latest_revision: row.try_get("latest_revision")?,
-            content_digest: row.try_get("content_digest")?,
-            exchange_id: row.try_get("exchange_id")?,
-        })
-    })
-    .transpose()
+// ---- set-based operations: a few statements per batch, whatever its size ------------------
+
+/// Rows per multi-row statement (keeps every statement under both databases' parameter limits).
+const CHUNK: usize = 200;
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` columns.
+fn value_rows(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
-/// Inserts or replaces the crosswalk row of a source record.
+/// `$from, $from+1, …` for an IN list.
+fn list(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A crosswalk row with its key.
+#[derive(Debug, Clone)]
+pub struct KeyedCrosswalk {
+    /// Source system.
+    pub source_system: String,
+    /// Record type (crosswalk kind).
+    pub record_type: String,
+    /// Source id.
+    pub source_id: String,
+    /// The row.
+    pub row: CrosswalkRow,
+}
+
+/// Crosswalk rows whose source id is in `ids` or whose set OID is in `set_oids`.
 ///
 /// # Errors
 /// Database errors.
-pub async fn crosswalk_put(
+pub async fn load_crosswalk(
     tx: &mut Tx,
-    source_system: &str,
-    record_type: &str,
-    source_id: &str,
-    row: &CrosswalkRow,
+    ids: &[String],
+    set_oids: &[String],
+) -> Result<Vec<KeyedCrosswalk>, StoreError> {
+    let mut out = Vec::new();
+    for (chunk, by_set) in ids
+        .chunks(CHUNK)
+        .map(|c| (c, false))
+        .chain(set_oids.chunks(CHUNK).map(|c| (c, true)))
+    {
+        let column = if by_set { "set_oid" } else { "source_id" };
+        let sql = format!(
+            "SELECT source_system, record_type, source_id, set_oid, latest_version, latest_document, \
+             latest_revision, content_digest, exchange_id FROM crosswalk WHERE {column} IN ({})",
+            list(1, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(value);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            out.push(KeyedCrosswalk {
+                source_system: row.try_get("source_system")?,
+                record_type: row.try_get("record_type")?,
+                source_id: row.try_get("source_id")?,
+                row: CrosswalkRow {
+                    set_oid: row.try_get("set_oid")?,
+                    latest_version: row.try_get("latest_version")?,
+                    latest_document: row.try_get("latest_document")?,
+                    latest_revision: row.try_get("latest_revision")?,
+                    content_digest: row.try_get("content_digest")?,
+                    exchange_id: row.try_get("exchange_id")?,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Case rows `(source system, case id, case OID)` whose id is in `ids` or OID in `oids`.
+///
+/// # Errors
+/// Database errors.
+pub async fn load_cases(
+    tx: &mut Tx,
+    ids: &[String],
+    oids: &[String],
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for (chunk, by_oid) in ids
+        .chunks(CHUNK)
+        .map(|c| (c, false))
+        .chain(oids.chunks(CHUNK).map(|c| (c, true)))
+    {
+        let column = if by_oid { "case_oid" } else { "case_id" };
+        let sql = format!(
+            "SELECT source_system, case_id, case_oid FROM case_crosswalk WHERE {column} IN ({})",
+            list(1, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(value);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            out.push((
+                row.try_get("source_system")?,
+                row.try_get("case_id")?,
+                row.try_get("case_oid")?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// OID sequences `(root, arc, year, next)` of the given roots.
+///
+/// # Errors
+/// Database errors.
+pub async fn load_sequences(
+    tx: &mut Tx,
+    roots: &[String],
+) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in roots.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT root, arc, year, next FROM oid_sequence WHERE root IN ({})",
+            list(1, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(value);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            out.push((
+                row.try_get("root")?,
+                row.try_get("arc")?,
+                row.try_get("year")?,
+                row.try_get("next")?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes OID sequences back.
+///
+/// # Errors
+/// Database errors.
+pub async fn write_sequences(
+    tx: &mut Tx,
+    rows: &[(String, i64, i64, i64)],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
-         latest_document, latest_revision, content_digest, exchange_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
-         latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
-         latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
-         exchange_id = excluded.exchange_id",
-    )
-    .bind(source_system)
-    .bind(record_type)
-    .bind(source_id)
-    .bind(&row.set_oid)
-    .bind(row.latest_version)
-    .bind(&row.latest_document)
-    .bind(row.latest_revision)
-    .bind(&row.content_digest)
-    .bind(&row.exchange_id)
-    .execute(&mut **tx)
-    .await?;
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO oid_sequence (root, arc, year, next) VALUES {} \
+             ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
+            value_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (root, arc, year, next) in chunk {
+            query = query.bind(root).bind(*arc).bind(*year).bind(*next);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
-/// The source id of a set OID of a record type, if the crosswalk knows it.
+/// Inserts or updates crosswalk rows (one row per key).
 ///
 /// # Errors
 /// Database errors.
-pub async fn crosswalk_source_id(
-    tx: &mut Tx,
-    record_type: &str,
-    set_oid: &str,
-) -> Result<Option<String>, StoreError> {
-    let sql = if record_type == "case" {
-        "SELECT case_id AS id FROM case_crosswalk WHERE case_oid = $1"
-    } else {
-        "SELECT source_id AS id FROM crosswalk WHERE set_oid = $1"
-    };
-    let row = sqlx::query(sql)
-        .bind(set_oid)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match row {
-        Some(row) => Some(row.try_get("id")?),
-        None => None,
-    })
-}
-
-/// The case OID of a case id, if known.
-///
-/// # Errors
-/// Database errors.
-pub async fn case_get(
-    tx: &mut Tx,
-    source_system: &str,
-    case_id: &str,
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query(
-        "SELECT case_oid FROM case_crosswalk WHERE source_system = $1 AND case_id = $2",
-    )
-    .bind(source_system)
-    .bind(case_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(match row {
-        Some(row) => Some(row.try_get("case_oid")?),
-        None => None,
-    })
-}
-
-/// Records a case OID.
-///
-/// # Errors
-/// Database errors.
-pub async fn case_put(
-    tx: &mut Tx,
-    source_system: &str,
-    case_id: &str,
-    case_oid: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES ($1, $2, $3)",
-    )
-    .bind(source_system)
-    .bind(case_id)
-    .bind(case_oid)
-    .execute(&mut **tx)
-    .await?;
+pub async fn write_crosswalk(tx: &mut Tx, rows: &[KeyedCrosswalk]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
+             latest_document, latest_revision, content_digest, exchange_id) VALUES {} \
+             ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
+             latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
+             latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
+             exchange_id = excluded.exchange_id",
+            value_rows(chunk.len(), 9)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for keyed in chunk {
+            let row = &keyed.row;
+            query = query
+                .bind(&keyed.source_system)
+                .bind(&keyed.record_type)
+                .bind(&keyed.source_id)
+                .bind(&row.set_oid)
+                .bind(row.latest_version)
+                .bind(&row.latest_document)
+                .bind(row.latest_revision)
+                .bind(&row.content_digest)
+                .bind(&row.exchange_id);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
-/// The next number of an OID arc (`<root>.<arc>.<year>.<n>`), starting at 1.
+/// Inserts case rows `(source system, case id, case OID)`.
 ///
 /// # Errors
 /// Database errors.
-pub async fn next_oid_number(
-    tx: &mut Tx,
-    root: &str,
-    arc: i64,
-    year: i64,
-) -> Result<i64, StoreError> {
-    sqlx::query("INSERT INTO oid_sequence (root, arc, year, next) VALUES ($1, $2, $3, 1) ON CONFLICT (root, arc, year) DO NOTHING")
-        .bind(root)
-        .bind(arc)
-        .bind(year)
-        .execute(&mut **tx)
-        .await?;
-    let row = sqlx::query(
-        "UPDATE oid_sequence SET next = next + 1 WHERE root = $1 AND arc = $2 AND year = $3 RETURNING next",
-    )
-    .bind(root)
-    .bind(arc)
-    .bind(year)
-    .fetch_one(&mut **tx)
-    .await?;
-    let next: i64 = row.try_get("next")?;
-    Ok(next - 1)
-}
-
-/// Stores a mapped document.
-///
-/// # Errors
-/// Database errors.
-pub async fn document_put(
-    tx: &mut Tx,
-    document_oid: &str,
-    set_oid: &str,
-    version: i64,
-    exchange_id: &str,
-    body: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES ($1, $2, $3, $4, $5)")
-        .bind(document_oid)
-        .bind(set_oid)
-        .bind(version)
-        .bind(exchange_id)
-        .bind(body)
-        .execute(&mut **tx)
-        .await?;
+pub async fn write_cases(tx: &mut Tx, rows: &[(String, String, String)]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES {}",
+            value_rows(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (system, id, oid) in chunk {
+            query = query.bind(system).bind(id).bind(oid);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
-/// A stored document, inside a transaction.
+/// A stored document to insert.
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    /// Document OID.
+    pub document_oid: String,
+    /// Set OID.
+    pub set_oid: String,
+    /// Version.
+    pub version: i64,
+    /// Exchange.
+    pub exchange_id: String,
+    /// The document, JSON.
+    pub body: String,
+}
+
+/// Inserts documents.
 ///
 /// # Errors
 /// Database errors.
-pub async fn document_get(tx: &mut Tx, document_oid: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT body FROM documents WHERE document_oid = $1")
-        .bind(document_oid)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match row {
-        Some(row) => Some(row.try_get("body")?),
-        None => None,
-    })
+pub async fn write_documents(tx: &mut Tx, rows: &[DocumentRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES {}",
+            value_rows(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(&row.document_oid)
+                .bind(&row.set_oid)
+                .bind(row.version)
+                .bind(&row.exchange_id)
+                .bind(&row.body);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Documents by OID (for duplicates: the same answer as before).
+///
+/// # Errors
+/// Database errors.
+pub async fn load_documents(
+    tx: &mut Tx,
+    oids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in oids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT document_oid, body FROM documents WHERE document_oid IN ({})",
+            list(1, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(value);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            out.push((row.try_get("document_oid")?, row.try_get("body")?));
+        }
+    }
+    Ok(out)
+}
+
+/// An audit row to append.
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// Exchange.
+    pub exchange_id: String,
+    /// Time.
+    pub recorded_at: String,
+    /// Canonical JSON.
+    pub entry: String,
+    /// Previous hash.
+    pub prev_hash: String,
+    /// This hash.
+    pub entry_hash: String,
+    /// Query column.
+    pub client_hash: Option<String>,
+    /// Query column.
+    pub actor: String,
+    /// Query column.
+    pub outcome: String,
+    /// Query column.
+    pub record_type: Option<String>,
+    /// Query column.
+    pub direction: String,
+}
+
+/// Appends entries.
+///
+/// # Errors
+/// Database errors.
+pub async fn write_entries(tx: &mut Tx, rows: &[EntryRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
+             client_hash, actor, outcome, record_type, direction) VALUES {}",
+            value_rows(chunk.len(), 11)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(row.seq)
+                .bind(&row.exchange_id)
+                .bind(&row.recorded_at)
+                .bind(&row.entry)
+                .bind(&row.prev_hash)
+                .bind(&row.entry_hash)
+                .bind(row.client_hash.clone())
+                .bind(&row.actor)
+                .bind(&row.outcome)
+                .bind(row.record_type.clone())
+                .bind(&row.direction);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

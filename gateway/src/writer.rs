@@ -1,0 +1,692 @@
+//! The writer: one task per process that commits whole batches of exchanges in one
+//! transaction, with a handful of set-based statements per batch whatever its size.
+//!
+//! A batch is read in (crosswalk rows, cases, OID sequences, earlier documents: one query
+//! each), decided in memory in arrival order (so two sends of one record in the same batch
+//! still make one version), and written out (documents, crosswalk, cases, sequences, audit
+//! entries, chain head: one multi-row statement each). Everything happens under the chain-head
+//! lock taken first, so several processes on one PostgreSQL database see each other's batches
+//! whole. The transaction commits before any exchange of the batch is answered.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::audit::{self, AuditEntry, LoggedIssue, MappingStamp};
+use crate::exchange::{Engine, ExchangeResult, Job, Outcome, Prepared, Unavailable, now_utc};
+use crate::identifiers;
+use crate::mapping::context::{CASE_KIND, LocalContext, crosswalk_refs, identity};
+use crate::mapping::engine::Direction;
+use crate::mapping::plan::{MappingPlan, Source};
+use crate::outcome::{Issue, IssueCode};
+use crate::store::{self, CrosswalkRow, DocumentRow, EntryRow, KeyedCrosswalk, Store, StoreError};
+
+type Key = (String, String, String);
+
+/// Receives jobs and commits them batch by batch until every sender is gone.
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    store: Store,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit(&engine, &store, &batch).await {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, jobs = batch.len(), "audit write failed; refusing the batch");
+                for job in batch {
+                    let _ = job.reply.send(Err(Unavailable));
+                }
+            }
+        }
+    }
+}
+
+/// What a forward job needs to know about itself before the database is read.
+struct Facts<'a> {
+    plan: &'a MappingPlan,
+    source_system: String,
+    root: Option<String>,
+    identity: Option<(String, String)>,
+    revision: i64,
+    digest: String,
+    refs: Vec<(String, String)>,
+}
+
+fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
+    let Prepared::Valid { record, plan, .. } = &job.prepared else {
+        return None;
+    };
+    let plan = &engine.mappings.plans[*plan];
+    Some(Facts {
+        plan,
+        source_system: match job.direction {
+            Direction::Forward => record
+                .pointer("/SOURCE_SYSTEM")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            Direction::Backward => String::new(),
+        },
+        root: record
+            .pointer("/SOURCE_ORG_ID")
+            .and_then(Value::as_str)
+            .and_then(identifiers::custodian_oid_root),
+        identity: identity(plan, record),
+        revision: revision_of(plan, record).unwrap_or(1),
+        digest: content_digest(record),
+        refs: crosswalk_refs(plan, record, job.direction),
+    })
+}
+
+/// The batch's view of the database, updated as its jobs are decided.
+#[derive(Default)]
+struct State {
+    year: i64,
+    crosswalk: HashMap<Key, CrosswalkRow>,
+    by_set: HashMap<String, Key>,
+    cases: HashMap<(String, String), String>,
+    case_ids: HashMap<String, String>,
+    sequences: HashMap<(String, i64, i64), i64>,
+    touched_sequences: BTreeSet<(String, i64, i64)>,
+    crosswalk_writes: Vec<KeyedCrosswalk>,
+    new_cases: Vec<(String, String, String)>,
+    documents: Vec<DocumentRow>,
+    bodies: HashMap<String, String>,
+}
+
+impl State {
+    fn allocate(&mut self, root: &str, arc: i64) -> String {
+        let key = (root.to_owned(), arc, self.year);
+        let next = self.sequences.entry(key.clone()).or_insert(1);
+        let number = *next;
+        *next += 1;
+        self.touched_sequences.insert(key);
+        format!("{root}.{arc}.{}.{number}", self.year)
+    }
+
+    fn put_crosswalk(&mut self, key: Key, row: CrosswalkRow) {
+        self.by_set.insert(row.set_oid.clone(), key.clone());
+        self.crosswalk.insert(key.clone(), row.clone());
+        self.crosswalk_writes.retain(|w| {
+            (&w.source_system, &w.record_type, &w.source_id) != (&key.0, &key.1, &key.2)
+        });
+        self.crosswalk_writes.push(KeyedCrosswalk {
+            source_system: key.0,
+            record_type: key.1,
+            source_id: key.2,
+            row,
+        });
+    }
+
+    fn case_oid(&mut self, system: &str, case_id: &str, root: &str) -> String {
+        if let Some(oid) = self.cases.get(&(system.to_owned(), case_id.to_owned())) {
+            return oid.clone();
+        }
+        let oid = self.allocate(root, 14);
+        self.cases
+            .insert((system.to_owned(), case_id.to_owned()), oid.clone());
+        self.case_ids.insert(oid.clone(), case_id.to_owned());
+        self.new_cases
+            .push((system.to_owned(), case_id.to_owned(), oid.clone()));
+        oid
+    }
+}
+
+async fn commit(
+    engine: &Engine,
+    store: &Store,
+    batch: &[Job],
+) -> Result<Vec<ExchangeResult>, StoreError> {
+    let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(engine, job)).collect();
+    let (mut tx, mut seq, mut hash) = store.begin_write().await?;
+
+    // Read everything the batch can touch.
+    let mut ids = BTreeSet::new();
+    let mut set_oids = BTreeSet::new();
+    let mut case_ids = BTreeSet::new();
+    let mut case_oids = BTreeSet::new();
+    let mut roots = BTreeSet::new();
+    for (job, facts) in batch.iter().zip(&facts) {
+        let Some(facts) = facts else { continue };
+        if let Some((_, id)) = &facts.identity {
+            ids.insert(id.clone());
+        }
+        if let Some(root) = &facts.root {
+            roots.insert(root.clone());
+        }
+        for (kind, value) in &facts.refs {
+            match (job.direction, kind.as_str()) {
+                (Direction::Forward, CASE_KIND) => case_ids.insert(value.clone()),
+                (Direction::Forward, _) => ids.insert(value.clone()),
+                (Direction::Backward, CASE_KIND) => case_oids.insert(value.clone()),
+                (Direction::Backward, _) => set_oids.insert(value.clone()),
+            };
+        }
+    }
+    let mut state = State {
+        year: current_year(),
+        ..State::default()
+    };
+    let ids: Vec<String> = ids.into_iter().collect();
+    let set_oids: Vec<String> = set_oids.into_iter().collect();
+    for keyed in store::load_crosswalk(&mut tx, &ids, &set_oids).await? {
+        let key = (keyed.source_system, keyed.record_type, keyed.source_id);
+        state.by_set.insert(keyed.row.set_oid.clone(), key.clone());
+        state.crosswalk.insert(key, keyed.row);
+    }
+    let case_ids: Vec<String> = case_ids.into_iter().collect();
+    let case_oids: Vec<String> = case_oids.into_iter().collect();
+    for (system, id, oid) in store::load_cases(&mut tx, &case_ids, &case_oids).await? {
+        state.case_ids.insert(oid.clone(), id.clone());
+        state.cases.insert((system, id), oid);
+    }
+    let roots: Vec<String> = roots.into_iter().collect();
+    for (root, arc, year, next) in store::load_sequences(&mut tx, &roots).await? {
+        state.sequences.insert((root, arc, year), next);
+    }
+    // Earlier answers that resends will get again.
+    let mut duplicate_documents = Vec::new();
+    for facts in facts.iter().flatten() {
+        if let Some((kind, id)) = &facts.identity
+            && let Some(row) =
+                state
+                    .crosswalk
+                    .get(&(facts.source_system.clone(), kind.clone(), id.clone()))
+            && row.content_digest == facts.digest
+        {
+            duplicate_documents.push(row.latest_document.clone());
+        }
+    }
+    for (oid, body) in store::load_documents(&mut tx, &duplicate_documents).await? {
+        state.bodies.insert(oid, body);
+    }
+
+    // Decide every job in order.
+    let mut results = Vec::with_capacity(batch.len());
+    let mut entries = Vec::with_capacity(batch.len());
+    for (job, facts) in batch.iter().zip(&facts) {
+        let (result, entry) = decide(engine, &mut state, job, facts.as_ref());
+        seq += 1;
+        let json = audit::canonical(&entry)
+            .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        let entry_hash = audit::chain_hash(&hash, &json);
+        entries.push(EntryRow {
+            seq,
+            exchange_id: entry.exchange_id.clone(),
+            recorded_at: entry.recorded_at.clone(),
+            entry: json,
+            prev_hash: std::mem::replace(&mut hash, entry_hash.clone()),
+            entry_hash,
+            client_hash: entry.client_hash.clone(),
+            actor: entry.actor.subject.clone(),
+            outcome: entry.outcome.clone(),
+            record_type: entry.record_type.clone(),
+            direction: entry.direction.clone(),
+        });
+        results.push(result);
+    }
+
+    // Write it all out.
+    store::write_documents(&mut tx, &state.documents).await?;
+    store::write_crosswalk(&mut tx, &state.crosswalk_writes).await?;
+    store::write_cases(&mut tx, &state.new_cases).await?;
+    let sequences: Vec<(String, i64, i64, i64)> = state
+        .touched_sequences
+        .iter()
+        .map(|key| {
+            (
+                key.0.clone(),
+                key.1,
+                key.2,
+                state.sequences.get(key).copied().unwrap_or(1),
+            )
+        })
+        .collect();
+    store::write_sequences(&mut tx, &sequences).await?;
+    store::write_entries(&mut tx, &entries).await?;
+    store::set_head(&mut tx, seq, &hash).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+fn decide(
+    engine: &Engine,
+    state: &mut State,
+    job: &Job,
+    facts: Option<&Facts<'_>>,
+) -> (ExchangeResult, AuditEntry) {
+    match (&job.prepared, facts) {
+        (Prepared::Entry(entry), _) => (
+            ExchangeResult {
+                exchange_id: job.exchange_id.clone(),
+                outcome: Outcome::Accepted,
+                status: 200,
+                document: None,
+                document_oid: None,
+                version: None,
+                issues: Vec::new(),
+            },
+            AuditEntry {
+                exchange_id: job.exchange_id.clone(),
+                ..(**entry).clone()
+            },
+        ),
+        (
+            Prepared::Refused {
+                issues,
+                profile,
+                record,
+            },
+            _,
+        ) => {
+            let mut entry = base_entry(engine, job, record.as_ref());
+            entry.profiles = profile.iter().cloned().collect();
+            refused(job, entry, issues.clone(), 422)
+        }
+        (
+            Prepared::Valid {
+                record, profile, ..
+            },
+            Some(facts),
+        ) => {
+            let plan = facts.plan;
+            let mut entry = base_entry(engine, job, Some(record));
+            entry.record_type = Some(plan.header.id.clone());
+            entry.profiles.push(profile.clone());
+            entry.mapping = Some(MappingStamp {
+                id: plan.header.id.clone(),
+                hash: plan.hash.clone(),
+            });
+            match job.direction {
+                Direction::Forward => forward(engine, state, job, facts, record, entry),
+                Direction::Backward => backward(engine, state, job, facts, record, entry),
+            }
+        }
+        (Prepared::Valid { .. }, None) => {
+            let entry = base_entry(engine, job, None);
+            let issue = Issue::error(
+                IssueCode::Processing,
+                "exchange.internal",
+                "",
+                "the record could not be prepared",
+            );
+            refused(job, entry, vec![issue], 422)
+        }
+    }
+}
+
+fn forward(
+    engine: &Engine,
+    state: &mut State,
+    job: &Job,
+    facts: &Facts<'_>,
+    record: &Value,
+    mut entry: AuditEntry,
+) -> (ExchangeResult, AuditEntry) {
+    let plan = facts.plan;
+    let Some(root) = facts.root.clone() else {
+        let issue = Issue::error(
+            IssueCode::Value,
+            "exchange.custodian",
+            "/SOURCE_ORG_ID",
+            "no custodian OID root for this Y-tunnus",
+        );
+        return refused(job, entry, vec![issue], 422);
+    };
+    let Some((kind, source_id)) = facts.identity.clone() else {
+        let issue = Issue::error(
+            IssueCode::Required,
+            "exchange.identity",
+            "",
+            "the record has no id the crosswalk can keep",
+        );
+        return refused(job, entry, vec![issue], 422);
+    };
+    let system = facts.source_system.clone();
+    let key = (system.clone(), kind.clone(), source_id.clone());
+    let existing = state.crosswalk.get(&key).cloned();
+    let (set_oid, version, document_oid, replaces) = match &existing {
+        Some(row) if row.content_digest == facts.digest => {
+            // The same content again: the same answer.
+            let document = state
+                .bodies
+                .get(&row.latest_document)
+                .and_then(|body| serde_json::from_str::<Value>(body).ok());
+            entry.outcome = Outcome::Duplicate.as_str().to_owned();
+            entry.document_oid = Some(row.latest_document.clone());
+            entry.set_oid = Some(row.set_oid.clone());
+            entry.version = Some(row.latest_version);
+            entry.output_digest = state
+                .bodies
+                .get(&row.latest_document)
+                .map(|b| audit::digest(b.as_bytes()));
+            return (
+                ExchangeResult {
+                    exchange_id: job.exchange_id.clone(),
+                    outcome: Outcome::Duplicate,
+                    status: 200,
+                    document,
+                    document_oid: Some(row.latest_document.clone()),
+                    version: Some(row.latest_version),
+                    issues: Vec::new(),
+                },
+                entry,
+            );
+        }
+        Some(row) if row.latest_version > 0 && facts.revision == row.latest_revision => {
+            let issue = Issue::error(
+                IssueCode::Invariant,
+                "exchange.revision-conflict",
+                "",
+                format!(
+                    "revision {} of this record is already archived as version {} with other content; send the next revision",
+                    facts.revision, row.latest_version
+                ),
+            );
+            return refused(job, entry, vec![issue], 409);
+        }
+        Some(row) if row.latest_version > 0 && facts.revision < row.latest_revision => {
+            let issue = Issue::error(
+                IssueCode::Invariant,
+                "exchange.stale-revision",
+                "",
+                format!(
+                    "revision {} is older than revision {} already archived",
+                    facts.revision, row.latest_revision
+                ),
+            );
+            return refused(job, entry, vec![issue], 409);
+        }
+        Some(row) if row.latest_version > 0 => {
+            let document_oid = state.allocate(&root, 13);
+            let replaces =
+                json!({"documentOid": row.latest_document, "version": row.latest_version});
+            (
+                row.set_oid.clone(),
+                row.latest_version + 1,
+                document_oid,
+                Some(replaces),
+            )
+        }
+        // A reservation made when another record referred to this one: its set OID is kept.
+        Some(row) => (row.set_oid.clone(), 1, row.set_oid.clone(), None),
+        None => {
+            let oid = state.allocate(&root, 13);
+            (oid.clone(), 1, oid, None)
+        }
+    };
+
+    // Resolve every id the mapping will look up.
+    let mut context = context_for(engine);
+    context.remember(&kind, &source_id, &set_oid);
+    for (ref_kind, ref_id) in &facts.refs {
+        if *ref_kind == kind && *ref_id == source_id {
+            continue;
+        }
+        if ref_kind == CASE_KIND {
+            let oid = state.case_oid(&system, ref_id, &root);
+            context.remember(ref_kind, ref_id, &oid);
+            continue;
+        }
+        let ref_key = (system.clone(), ref_kind.clone(), ref_id.clone());
+        let oid = match state.crosswalk.get(&ref_key) {
+            Some(row) => row.set_oid.clone(),
+            None => {
+                // Referred to before it was sent: reserve its set OID now.
+                let oid = state.allocate(&root, 13);
+                let reservation = CrosswalkRow {
+                    set_oid: oid.clone(),
+                    latest_version: 0,
+                    latest_document: oid.clone(),
+                    latest_revision: 0,
+                    content_digest: String::new(),
+                    exchange_id: job.exchange_id.clone(),
+                };
+                state.put_crosswalk(ref_key, reservation);
+                oid
+            }
+        };
+        context.remember(ref_kind, ref_id, &oid);
+    }
+    context.set("document_oid", json!(document_oid));
+    context.set("version", json!(version));
+    if let Some(replaces) = replaces {
+        context.set("replaces", replaces);
+    }
+
+    let mapped = engine.mappings.run_checked(
+        &engine.profiles,
+        plan,
+        record,
+        Direction::Forward,
+        &context,
+        false,
+    );
+    let Some(document) = mapped.document else {
+        return refused(job, entry, mapped.issues, 422);
+    };
+    let body = serde_json::to_string(&document).unwrap_or_default();
+    entry.output_digest = Some(audit::digest(body.as_bytes()));
+    state.bodies.insert(document_oid.clone(), body.clone());
+    state.documents.push(DocumentRow {
+        document_oid: document_oid.clone(),
+        set_oid: set_oid.clone(),
+        version,
+        exchange_id: job.exchange_id.clone(),
+        body,
+    });
+    state.put_crosswalk(
+        key,
+        CrosswalkRow {
+            set_oid: set_oid.clone(),
+            latest_version: version,
+            latest_document: document_oid.clone(),
+            latest_revision: facts.revision,
+            content_digest: facts.digest.clone(),
+            exchange_id: job.exchange_id.clone(),
+        },
+    );
+    if let Some(kanta) = engine.profiles.get(&plan.header.kanta) {
+        entry.profiles.push(kanta.stamp().clone());
+    }
+    entry.outcome = Outcome::Accepted.as_str().to_owned();
+    entry.document_oid = Some(document_oid.clone());
+    entry.set_oid = Some(set_oid);
+    entry.version = Some(version);
+    entry.delivery = Some("pending".to_owned());
+    (
+        ExchangeResult {
+            exchange_id: job.exchange_id.clone(),
+            outcome: Outcome::Accepted,
+            status: 201,
+            document: Some(document),
+            document_oid: Some(document_oid),
+            version: Some(version),
+            issues: Vec::new(),
+        },
+        entry,
+    )
+}
+
+fn backward(
+    engine: &Engine,
+    state: &State,
+    job: &Job,
+    facts: &Facts<'_>,
+    document: &Value,
+    mut entry: AuditEntry,
+) -> (ExchangeResult, AuditEntry) {
+    let plan = facts.plan;
+    let mut context = context_for(engine);
+    for (kind, oid) in &facts.refs {
+        let known = if kind == CASE_KIND {
+            state.case_ids.get(oid).cloned()
+        } else {
+            state
+                .by_set
+                .get(oid)
+                .filter(|key| key.1 == *kind)
+                .map(|key| key.2.clone())
+        };
+        if let Some(id) = known {
+            context.remember(kind, &id, oid);
+        }
+    }
+    context.prepare(plan, document, Direction::Backward);
+    entry.source_system = Some("KANTA".to_owned());
+    entry.document_oid = document
+        .pointer("/header/documentOid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    entry.set_oid = document
+        .pointer("/header/setOid")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    entry.version = document.pointer("/header/version").and_then(Value::as_i64);
+    let mapped = engine.mappings.run_checked(
+        &engine.profiles,
+        plan,
+        document,
+        Direction::Backward,
+        &context,
+        false,
+    );
+    let Some(message) = mapped.document else {
+        return refused(job, entry, mapped.issues, 422);
+    };
+    if let Some(import) = engine.profiles.get(&plan.header.apotti_import) {
+        entry.profiles.push(import.stamp().clone());
+    }
+    entry.outcome = Outcome::Accepted.as_str().to_owned();
+    entry.output_digest = Some(audit::digest(
+        &serde_json::to_vec(&message).unwrap_or_default(),
+    ));
+    (
+        ExchangeResult {
+            exchange_id: job.exchange_id.clone(),
+            outcome: Outcome::Accepted,
+            status: 200,
+            document: Some(message),
+            document_oid: entry.document_oid.clone(),
+            version: entry.version,
+            issues: Vec::new(),
+        },
+        entry,
+    )
+}
+
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Forward => "apotti-to-kanta",
+        Direction::Backward => "kanta-to-apotti",
+    }
+}
+
+fn hetu_of(record: &Value) -> Option<&str> {
+    ["/PATIENT/SSN", "/header/client/hetu"]
+        .iter()
+        .find_map(|p| record.pointer(p).and_then(Value::as_str))
+}
+
+fn base_entry(engine: &Engine, job: &Job, record: Option<&Value>) -> AuditEntry {
+    AuditEntry {
+        exchange_id: job.exchange_id.clone(),
+        recorded_at: now_utc(),
+        event: "exchange".to_owned(),
+        direction: direction_name(job.direction).to_owned(),
+        actor: job.actor.clone(),
+        source_system: record
+            .and_then(|r| r.pointer("/SOURCE_SYSTEM"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        record_type: None,
+        client_hash: record.and_then(hetu_of).map(|h| engine.hasher.hash(h)),
+        record_id: record.and_then(crate::validate::record_id),
+        document_oid: None,
+        set_oid: None,
+        version: None,
+        input_digest: job.input_digest.clone(),
+        output_digest: None,
+        profiles: Vec::new(),
+        mapping: None,
+        outcome: Outcome::Refused.as_str().to_owned(),
+        issues: Vec::new(),
+        delivery: None,
+        details: None,
+    }
+}
+
+fn refused(
+    job: &Job,
+    mut entry: AuditEntry,
+    issues: Vec<Issue>,
+    status: u16,
+) -> (ExchangeResult, AuditEntry) {
+    entry.outcome = Outcome::Refused.as_str().to_owned();
+    entry.issues = issues.iter().map(LoggedIssue::from).collect();
+    (
+        ExchangeResult {
+            exchange_id: job.exchange_id.clone(),
+            outcome: Outcome::Refused,
+            status,
+            document: None,
+            document_oid: None,
+            version: None,
+            issues,
+        },
+        entry,
+    )
+}
+
+/// The EHR revision: the field of the rule whose way back takes the `revision` context.
+fn revision_of(plan: &MappingPlan, record: &Value) -> Option<i64> {
+    plan.rules
+        .iter()
+        .find(|rule| matches!(&rule.reverse, Source::Context(name) if name == "revision"))
+        .and_then(|rule| rule.apotti.as_ref())
+        .and_then(|ptr| ptr.get(record))
+        .and_then(Value::as_i64)
+}
+
+/// Digest of the content that decides "same again": the record without its transfer fields.
+fn content_digest(record: &Value) -> String {
+    let mut content = record.clone();
+    if let Some(map) = content.as_object_mut() {
+        map.remove("MSG_ID");
+        map.remove("MSG_DTTM");
+    }
+    audit::digest(&serde_json::to_vec(&content).unwrap_or_default())
+}
+
+fn current_year() -> i64 {
+    let zone = jiff::tz::db()
+        .get("Europe/Helsinki")
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    i64::from(jiff::Zoned::now().with_time_zone(zone).year())
+}
+
+fn context_for(engine: &Engine) -> LocalContext {
+    let mut context = LocalContext::new("1.2.246.10.0", 2026).without_allocation();
+    context.set(
+        "producer",
+        json!({"vendor": engine.producer.vendor, "product": engine.producer.product, "version": env!("CARGO_PKG_VERSION")}),
+    );
+    context.set("custodian_type", json!(engine.producer.custodian_type));
+    context.set("language", json!(engine.producer.language));
+    context
+}
