@@ -209,6 +209,13 @@ fn main() {
             let dir = tempfile::tempdir().expect("dir");
             let (base, stop) = start(url, dir.path()).await;
             let counter = Arc::new(AtomicU64::new(0));
+            let only = std::env::var("LOAD_ONLY").unwrap_or_default();
+            if only == "ndjson" {
+                let (accepted, rate) = ndjson(&base, 100_000, Arc::clone(&counter)).await;
+                println!("{name}: NDJSON, one request of 100000 records: {accepted} accepted, {rate:.0} records/s");
+                let _ = stop.send(());
+                continue;
+            }
             let throughput = closed_loop(&base, seconds, Arc::clone(&counter)).await;
             println!("{name}: single-record exchanges, 64 clients, {seconds} s: {throughput:.0} exchanges/s");
             let (ok, latencies) = open_loop(&base, 1000, seconds, Arc::clone(&counter)).await;

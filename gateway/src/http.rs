@@ -118,7 +118,7 @@ pub(crate) async fn kanta_to_apotti(
     exchange(state, Direction::Backward, headers, body).await
 }
 
-fn result_json(result: &ExchangeResult) -> Value {
+fn result_json(result: ExchangeResult) -> Value {
     let mut value = json!({
         "exchangeId": result.exchange_id,
         "outcome": result.outcome,
@@ -134,8 +134,8 @@ fn result_json(result: &ExchangeResult) -> Value {
     if let Some(version) = result.version {
         value["version"] = json!(version);
     }
-    if let Some(document) = &result.document {
-        value["document"] = document.clone();
+    if let Some(document) = result.document {
+        value["document"] = document;
     }
     value
 }
@@ -226,7 +226,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
                 .exchange(direction, Err(issue), actor_of())
                 .await
             {
-                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(&result))).into_response(),
+                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(result))).into_response(),
                 Err(_) => unavailable(),
             };
         }
@@ -242,7 +242,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
                 .exchange(direction, Err(issue), actor_of())
                 .await
             {
-                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(&result))).into_response(),
+                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(result))).into_response(),
                 Err(_) => unavailable(),
             };
         }
@@ -255,7 +255,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
         return match state.gateway.exchange(direction, record, actor_of()).await {
             Ok(result) => {
                 let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::OK);
-                (status, Json(result_json(&result))).into_response()
+                (status, Json(result_json(result))).into_response()
             }
             Err(_) => unavailable(),
         };
@@ -269,7 +269,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
         match result {
             Ok(result) => entries.push(json!({
                 "response": {"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "accepted")},
-                "resource": result_json(&result),
+                "resource": result_json(result),
             })),
             Err(_) => return unavailable(),
         }
@@ -370,7 +370,7 @@ async fn send_line(
     result: Result<ExchangeResult, crate::exchange::Unavailable>,
 ) -> bool {
     let mut value = match result {
-        Ok(result) => result_json(&result),
+        Ok(result) => result_json(result),
         Err(_) => {
             json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")})
         }

@@ -330,8 +330,9 @@ pub async fn set_head(tx: &mut Tx, seq: i64, hash: &str) -> Result<(), StoreErro
 /// Rows per multi-row statement (keeps every statement under both databases' parameter limits).
 const CHUNK: usize = 200;
 
-/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` columns.
-fn value_rows(rows: usize, columns: usize) -> String {
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` columns (PostgreSQL), or the same
+/// with `?` (SQLite, which would otherwise look every `$n` up by name: quadratic in a batch).
+fn value_rows(backend: Backend, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -342,18 +343,28 @@ fn value_rows(rows: usize, columns: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            if backend == Backend::Sqlite {
+                sql.push('?');
+            } else {
+                sql.push('$');
+                sql.push_str(&(row * columns + column + 1).to_string());
+            }
         }
         sql.push(')');
     }
     sql
 }
 
-/// `$from, $from+1, …` for an IN list.
-fn list(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
+/// `$1, $2, …` (or `?, ?, …` on SQLite) for an IN list.
+fn list(backend: Backend, count: usize) -> String {
+    (1..=count)
+        .map(|n| {
+            if backend == Backend::Sqlite {
+                "?".to_owned()
+            } else {
+                format!("${n}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -376,6 +387,7 @@ pub struct KeyedCrosswalk {
 /// # Errors
 /// Database errors.
 pub async fn load_crosswalk(
+    backend: Backend,
     tx: &mut Tx,
     ids: &[String],
     set_oids: &[String],
@@ -390,7 +402,7 @@ pub async fn load_crosswalk(
         let sql = format!(
             "SELECT source_system, record_type, source_id, set_oid, latest_version, latest_document, \
              latest_revision, content_digest, exchange_id FROM crosswalk WHERE {column} IN ({})",
-            list(1, chunk.len())
+            list(backend, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in chunk {
@@ -420,6 +432,7 @@ pub async fn load_crosswalk(
 /// # Errors
 /// Database errors.
 pub async fn load_cases(
+    backend: Backend,
     tx: &mut Tx,
     ids: &[String],
     oids: &[String],
@@ -433,7 +446,7 @@ pub async fn load_cases(
         let column = if by_oid { "case_oid" } else { "case_id" };
         let sql = format!(
             "SELECT source_system, case_id, case_oid FROM case_crosswalk WHERE {column} IN ({})",
-            list(1, chunk.len())
+            list(backend, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in chunk {
@@ -455,6 +468,7 @@ pub async fn load_cases(
 /// # Errors
 /// Database errors.
 pub async fn load_sequences(
+    backend: Backend,
     tx: &mut Tx,
     roots: &[String],
 ) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
@@ -462,7 +476,7 @@ pub async fn load_sequences(
     for chunk in roots.chunks(CHUNK) {
         let sql = format!(
             "SELECT root, arc, year, next FROM oid_sequence WHERE root IN ({})",
-            list(1, chunk.len())
+            list(backend, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in chunk {
@@ -485,6 +499,7 @@ pub async fn load_sequences(
 /// # Errors
 /// Database errors.
 pub async fn write_sequences(
+    backend: Backend,
     tx: &mut Tx,
     rows: &[(String, i64, i64, i64)],
 ) -> Result<(), StoreError> {
@@ -492,7 +507,7 @@ pub async fn write_sequences(
         let sql = format!(
             "INSERT INTO oid_sequence (root, arc, year, next) VALUES {} \
              ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
-            value_rows(chunk.len(), 4)
+            value_rows(backend, chunk.len(), 4)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (root, arc, year, next) in chunk {
@@ -507,7 +522,11 @@ pub async fn write_sequences(
 ///
 /// # Errors
 /// Database errors.
-pub async fn write_crosswalk(tx: &mut Tx, rows: &[KeyedCrosswalk]) -> Result<(), StoreError> {
+pub async fn write_crosswalk(
+    backend: Backend,
+    tx: &mut Tx,
+    rows: &[KeyedCrosswalk],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
@@ -516,7 +535,7 @@ pub async fn write_crosswalk(tx: &mut Tx, rows: &[KeyedCrosswalk]) -> Result<(),
              latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
              latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
              exchange_id = excluded.exchange_id",
-            value_rows(chunk.len(), 9)
+            value_rows(backend, chunk.len(), 9)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for keyed in chunk {
@@ -541,11 +560,15 @@ pub async fn write_crosswalk(tx: &mut Tx, rows: &[KeyedCrosswalk]) -> Result<(),
 ///
 /// # Errors
 /// Database errors.
-pub async fn write_cases(tx: &mut Tx, rows: &[(String, String, String)]) -> Result<(), StoreError> {
+pub async fn write_cases(
+    backend: Backend,
+    tx: &mut Tx,
+    rows: &[(String, String, String)],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES {}",
-            value_rows(chunk.len(), 3)
+            value_rows(backend, chunk.len(), 3)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (system, id, oid) in chunk {
@@ -575,11 +598,15 @@ pub struct DocumentRow {
 ///
 /// # Errors
 /// Database errors.
-pub async fn write_documents(tx: &mut Tx, rows: &[DocumentRow]) -> Result<(), StoreError> {
+pub async fn write_documents(
+    backend: Backend,
+    tx: &mut Tx,
+    rows: &[DocumentRow],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES {}",
-            value_rows(chunk.len(), 5)
+            value_rows(backend, chunk.len(), 5)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
@@ -600,6 +627,7 @@ pub async fn write_documents(tx: &mut Tx, rows: &[DocumentRow]) -> Result<(), St
 /// # Errors
 /// Database errors.
 pub async fn load_documents(
+    backend: Backend,
     tx: &mut Tx,
     oids: &[String],
 ) -> Result<Vec<(String, String)>, StoreError> {
@@ -607,7 +635,7 @@ pub async fn load_documents(
     for chunk in oids.chunks(CHUNK) {
         let sql = format!(
             "SELECT document_oid, body FROM documents WHERE document_oid IN ({})",
-            list(1, chunk.len())
+            list(backend, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in chunk {
@@ -651,12 +679,16 @@ pub struct EntryRow {
 ///
 /// # Errors
 /// Database errors.
-pub async fn write_entries(tx: &mut Tx, rows: &[EntryRow]) -> Result<(), StoreError> {
+pub async fn write_entries(
+    backend: Backend,
+    tx: &mut Tx,
+    rows: &[EntryRow],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
              client_hash, actor, outcome, record_type, direction) VALUES {}",
-            value_rows(chunk.len(), 11)
+            value_rows(backend, chunk.len(), 11)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {

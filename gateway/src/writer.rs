@@ -153,6 +153,7 @@ async fn commit(
     batch: &[Job],
 ) -> Result<Vec<ExchangeResult>, StoreError> {
     let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(engine, job)).collect();
+    let backend = store.backend();
     let (mut tx, mut seq, mut hash) = store.begin_write().await?;
 
     // Read everything the batch can touch.
@@ -184,19 +185,19 @@ async fn commit(
     };
     let ids: Vec<String> = ids.into_iter().collect();
     let set_oids: Vec<String> = set_oids.into_iter().collect();
-    for keyed in store::load_crosswalk(&mut tx, &ids, &set_oids).await? {
+    for keyed in store::load_crosswalk(backend, &mut tx, &ids, &set_oids).await? {
         let key = (keyed.source_system, keyed.record_type, keyed.source_id);
         state.by_set.insert(keyed.row.set_oid.clone(), key.clone());
         state.crosswalk.insert(key, keyed.row);
     }
     let case_ids: Vec<String> = case_ids.into_iter().collect();
     let case_oids: Vec<String> = case_oids.into_iter().collect();
-    for (system, id, oid) in store::load_cases(&mut tx, &case_ids, &case_oids).await? {
+    for (system, id, oid) in store::load_cases(backend, &mut tx, &case_ids, &case_oids).await? {
         state.case_ids.insert(oid.clone(), id.clone());
         state.cases.insert((system, id), oid);
     }
     let roots: Vec<String> = roots.into_iter().collect();
-    for (root, arc, year, next) in store::load_sequences(&mut tx, &roots).await? {
+    for (root, arc, year, next) in store::load_sequences(backend, &mut tx, &roots).await? {
         state.sequences.insert((root, arc, year), next);
     }
     // Earlier answers that resends will get again.
@@ -212,7 +213,7 @@ async fn commit(
             duplicate_documents.push(row.latest_document.clone());
         }
     }
-    for (oid, body) in store::load_documents(&mut tx, &duplicate_documents).await? {
+    for (oid, body) in store::load_documents(backend, &mut tx, &duplicate_documents).await? {
         state.bodies.insert(oid, body);
     }
 
@@ -242,9 +243,9 @@ async fn commit(
     }
 
     // Write it all out.
-    store::write_documents(&mut tx, &state.documents).await?;
-    store::write_crosswalk(&mut tx, &state.crosswalk_writes).await?;
-    store::write_cases(&mut tx, &state.new_cases).await?;
+    store::write_documents(backend, &mut tx, &state.documents).await?;
+    store::write_crosswalk(backend, &mut tx, &state.crosswalk_writes).await?;
+    store::write_cases(backend, &mut tx, &state.new_cases).await?;
     let sequences: Vec<(String, i64, i64, i64)> = state
         .touched_sequences
         .iter()
@@ -257,8 +258,8 @@ async fn commit(
             )
         })
         .collect();
-    store::write_sequences(&mut tx, &sequences).await?;
-    store::write_entries(&mut tx, &entries).await?;
+    store::write_sequences(backend, &mut tx, &sequences).await?;
+    store::write_entries(backend, &mut tx, &entries).await?;
     store::set_head(&mut tx, seq, &hash).await?;
     tx.commit().await?;
     Ok(results)
@@ -665,12 +666,17 @@ fn revision_of(plan: &MappingPlan, record: &Value) -> Option<i64> {
 
 /// Digest of the content that decides "same again": the record without its transfer fields.
 fn content_digest(record: &Value) -> String {
-    let mut content = record.clone();
-    if let Some(map) = content.as_object_mut() {
-        map.remove("MSG_ID");
-        map.remove("MSG_DTTM");
-    }
-    audit::digest(&serde_json::to_vec(&content).unwrap_or_default())
+    let bytes = match record.as_object() {
+        Some(map) => {
+            let content: std::collections::BTreeMap<&String, &Value> = map
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "MSG_ID" | "MSG_DTTM"))
+                .collect();
+            serde_json::to_vec(&content)
+        }
+        None => serde_json::to_vec(record),
+    };
+    audit::digest(&bytes.unwrap_or_default())
 }
 
 fn current_year() -> i64 {
