@@ -40,7 +40,10 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        match commit(&engine, &store, &batch).await {
+        let started = std::time::Instant::now();
+        let committed = commit(&engine, &store, &batch).await;
+        tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "batch committed");
+        match committed {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(result));
