@@ -270,7 +270,7 @@ fn coverage_targets(plan: &MappingPlan) -> (BTreeSet<String>, BTreeSet<String>) 
     (ids, fields)
 }
 
-/// One fixture pair: `<mapping>/<name>.apotti.json` ⇄ `<mapping>/<name>.kanta.json`.
+/// One fixture pair: `fixtures/<name>.apotti.json` ⇄ `fixtures/<name>.kanta.json`.
 #[derive(Debug)]
 pub struct FixtureResult {
     /// Fixture name.

@@ -64,7 +64,8 @@ pub struct RuleFile {
     pub forward: Option<SourceFile>,
     /// Backward value when the rule has no Kanta side, or is lossy.
     pub reverse: Option<SourceFile>,
-    /// Apotti-side value assumed when the field is absent; the backward direction writes it.
+    /// Apotti-side value assumed forward when the field is absent; backward, a value equal to
+    /// it is left out again (an empty list is not allowed on the Apotti side).
     pub default: Option<Value>,
     /// Why the rule cannot be reversed; required for every rule that loses information.
     pub lossy: Option<String>,
@@ -107,7 +108,7 @@ pub struct SourceFile {
     pub crosswalk: Option<String>,
 }
 
-/// `when = { apotti = "/X", is = "Y" }` or with `is_not`, or `present = true`.
+/// `when = { apotti = "/X", is = "Y" }`, or with `is_not`; or the same with `kanta`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionFile {
@@ -238,8 +239,9 @@ pub enum Convert {
 /// A named computation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compute {
-    /// EUROHIS-QOL-8: mean of the answered items, 2 decimals, halves away from zero, only
-    /// when at least 6 of 8 are answered.
+    /// EUROHIS-QOL-8: mean of the answered items, 2 decimals, halves away from zero, only when
+    /// at least 6 items are answered. It does not look at the instrument: the rule's `when`
+    /// restricts it to EUROHIS-QOL-8 measurements.
     EurohisScore,
     /// The 1-based number of the row being written (backward groups: Epic's `LINE`).
     RowNumber,
