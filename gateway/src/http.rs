@@ -418,20 +418,9 @@ pub(crate) async fn exchange_status(
     request_body(content = Object), responses((status = 200, description = "OperationOutcome", body = Object)))]
 pub(crate) async fn validate(State(state): State<AppState>, bytes: Bytes) -> Response {
     let engine = state.gateway.engine();
-    let record = match input::parse_line(&bytes, false, usize::MAX) {
-        Some(Item::Record(value)) => value,
-        Some(Item::Broken(issue)) => return outcome_response(StatusCode::BAD_REQUEST, &[issue]),
-        _ => {
-            return outcome_response(
-                StatusCode::BAD_REQUEST,
-                &[Issue::error(
-                    IssueCode::Structure,
-                    "input.empty",
-                    "",
-                    "the request body is empty",
-                )],
-            );
-        }
+    let record = match record_of(&bytes) {
+        Ok(record) => record,
+        Err(response) => return response,
     };
     let verdict = engine.profiles.validate(&record, None);
     let message = verdict.profile.as_ref().map_or_else(
@@ -445,6 +434,24 @@ pub(crate) async fn validate(State(state): State<AppState>, bytes: Bytes) -> Res
         outcome["meta"] = json!({"profile": [profile.id], "tag": [{"system": "urn:x-sosku:profile-hash", "code": profile.hash}]});
     }
     Json(outcome).into_response()
+}
+
+/// The one record of a `$validate` or `$transform` body, or the answer saying why not.
+#[expect(clippy::result_large_err, reason = "the error is the response itself")]
+fn record_of(bytes: &Bytes) -> Result<Value, Response> {
+    match input::parse_line(bytes, false, usize::MAX) {
+        Some(Item::Record(value)) => Ok(value),
+        Some(Item::Broken(issue)) => Err(outcome_response(StatusCode::BAD_REQUEST, &[issue])),
+        _ => Err(outcome_response(
+            StatusCode::BAD_REQUEST,
+            &[Issue::error(
+                IssueCode::Structure,
+                "input.empty",
+                "",
+                "the request body is empty",
+            )],
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -477,20 +484,9 @@ pub(crate) async fn transform(
         }
     };
     let engine = state.gateway.engine();
-    let record = match input::parse_line(&bytes, false, usize::MAX) {
-        Some(Item::Record(value)) => value,
-        Some(Item::Broken(issue)) => return outcome_response(StatusCode::BAD_REQUEST, &[issue]),
-        _ => {
-            return outcome_response(
-                StatusCode::BAD_REQUEST,
-                &[Issue::error(
-                    IssueCode::Structure,
-                    "input.empty",
-                    "",
-                    "the request body is empty",
-                )],
-            );
-        }
+    let record = match record_of(&bytes) {
+        Ok(record) => record,
+        Err(response) => return response,
     };
     // Provisional identifiers: nothing is stored, so OIDs are allocated in memory only.
     let mut context = LocalContext::new("1.2.246.10.0", 2026);

@@ -185,6 +185,63 @@ fn only_whitespace_left<R: BufRead>(reader: &mut R) -> io::Result<bool> {
     }
 }
 
+/// Reads every input in turn (`-`, or no input at all, is standard input) and hands each item
+/// to `sink` with the input's name. An input that cannot be opened or read does not stop the
+/// others; the returned list says which, and why. An error from `sink` (a failed write) stops
+/// the run and is returned.
+///
+/// # Errors
+/// What `sink` returned.
+pub fn for_each_input(
+    inputs: &[String],
+    mode: InputMode,
+    max_record_bytes: usize,
+    sink: &mut dyn FnMut(&str, Position, Item) -> io::Result<()>,
+) -> io::Result<Vec<String>> {
+    let stdin = ["-".to_owned()];
+    let inputs = if inputs.is_empty() {
+        &stdin[..]
+    } else {
+        inputs
+    };
+    let mut unreadable = Vec::new();
+    for name in inputs {
+        let reader: Box<dyn Read> = if name == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            match std::fs::File::open(name) {
+                Ok(file) => Box::new(file),
+                Err(error) => {
+                    unreadable.push(format!("{name}: cannot open: {error}"));
+                    continue;
+                }
+            }
+        };
+        let hint = (name != "-").then_some(name.as_str());
+        let mut failure = None;
+        let result = read_records(
+            reader,
+            mode,
+            hint,
+            max_record_bytes,
+            &mut |position, item| {
+                if failure.is_none()
+                    && let Err(error) = sink(name, position, item)
+                {
+                    failure = Some(error);
+                }
+            },
+        );
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        if let Err(error) = result {
+            unreadable.push(format!("{name}: cannot read: {error}"));
+        }
+    }
+    Ok(unreadable)
+}
+
 /// Shared count of bytes read, and where the current record started.
 #[derive(Debug, Default)]
 struct ByteCounter {

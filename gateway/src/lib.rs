@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod exchange;
+pub mod files;
 pub mod http;
 pub mod identifiers;
 pub mod input;

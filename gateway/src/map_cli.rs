@@ -6,8 +6,7 @@
 //! which rules and target fields no fixture exercised.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -101,81 +100,50 @@ pub fn run_map(
 ) -> io::Result<MapSummary> {
     let mut summary = MapSummary::default();
     let mut context = LocalContext::new("1.2.246.10.0", this_year());
-    let stdin = ["-".to_owned()];
-    let inputs = if inputs.is_empty() {
-        &stdin[..]
-    } else {
-        inputs
-    };
     let direction = options.from.direction();
-    for name in inputs {
-        let reader: Box<dyn Read> = if name == "-" {
-            Box::new(io::stdin().lock())
-        } else {
-            match File::open(name) {
-                Ok(file) => Box::new(file),
-                Err(error) => {
-                    writeln!(err, "{name}: cannot open: {error}")?;
-                    summary.unreadable_inputs += 1;
-                    continue;
-                }
-            }
-        };
-        let hint = (name != "-").then_some(name.as_str());
-        let mut failure = None;
-        let result = input::read_records(
-            reader,
-            options.input,
-            hint,
-            options.max_record_bytes,
-            &mut |position, item| {
-                if failure.is_some() {
-                    return;
-                }
-                let mapped = match &item {
-                    Item::Record(record) => {
-                        if let Ok(profile) = profiles.select(record)
-                            && let Some(plan) = mappings.plan_for(direction, profile.id())
-                        {
-                            context.prepare(plan, record, direction);
-                        }
-                        mappings.map_record(profiles, record, direction, &context, options.explain)
+    let unreadable = input::for_each_input(
+        inputs,
+        options.input,
+        options.max_record_bytes,
+        &mut |name, position, item| {
+            let mapped = match &item {
+                Item::Record(record) => {
+                    if let Ok(profile) = profiles.select(record)
+                        && let Some(plan) = mappings.plan_for(direction, profile.id())
+                    {
+                        context.prepare(plan, record, direction);
                     }
-                    Item::Envelope(_) => return,
-                    Item::Broken(issue) => Mapped {
-                        mapping: String::new(),
-                        direction,
-                        document: None,
-                        issues: vec![issue.clone()],
-                        trace: Vec::new(),
-                    },
-                };
-                let id = match &item {
-                    Item::Record(record) => record_id(record),
-                    _ => None,
-                };
-                if mapped.document.is_some() {
-                    summary.mapped += 1;
-                } else {
-                    summary.failed += 1;
+                    mappings.map_record(profiles, record, direction, &context, options.explain)
                 }
-                let place = format!(
-                    "{name}: {position}{}",
-                    id.map(|i| format!(" {i}")).unwrap_or_default()
-                );
-                if let Err(error) = write_result(&place, &position, &mapped, options, out, err) {
-                    failure = Some(error);
-                }
-            },
-        );
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        if let Err(error) = result {
-            writeln!(err, "{name}: cannot read: {error}")?;
-            summary.unreadable_inputs += 1;
-        }
+                Item::Envelope(_) => return Ok(()),
+                Item::Broken(issue) => Mapped {
+                    mapping: String::new(),
+                    direction,
+                    document: None,
+                    issues: vec![issue.clone()],
+                    trace: Vec::new(),
+                },
+            };
+            let id = match &item {
+                Item::Record(record) => record_id(record),
+                _ => None,
+            };
+            if mapped.document.is_some() {
+                summary.mapped += 1;
+            } else {
+                summary.failed += 1;
+            }
+            let place = format!(
+                "{name}: {position}{}",
+                id.map(|i| format!(" {i}")).unwrap_or_default()
+            );
+            write_result(&place, &position, &mapped, options, out, err)
+        },
+    )?;
+    for message in &unreadable {
+        writeln!(err, "{message}")?;
     }
+    summary.unreadable_inputs = unreadable.len() as u64;
     Ok(summary)
 }
 

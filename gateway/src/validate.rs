@@ -5,8 +5,7 @@
 //! per record with a problem, one indented line per issue); `--format json` writes one JSON line
 //! per record with its OperationOutcome, for machines.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -133,62 +132,31 @@ pub fn run(
         None => None,
     };
     let mut summary = Summary::default();
-    let stdin = ["-".to_owned()];
-    let inputs = if inputs.is_empty() {
-        &stdin[..]
-    } else {
-        inputs
-    };
-    for name in inputs {
-        let reader: Box<dyn Read> = if name == "-" {
-            Box::new(io::stdin().lock())
-        } else {
-            match File::open(name) {
-                Ok(file) => Box::new(file),
-                Err(error) => {
-                    writeln!(err, "{name}: cannot open: {error}")?;
-                    summary.unreadable_inputs += 1;
-                    continue;
-                }
-            }
-        };
-        let hint = (name != "-").then_some(name.as_str());
-        let mut write_error = None;
-        let result = input::read_records(
-            reader,
-            options.input,
-            hint,
-            options.max_record_bytes,
-            &mut |position, item| {
-                if write_error.is_some() {
-                    return;
-                }
-                let verdict = check_item(registry, forced, &item);
-                let record = match &item {
-                    Item::Record(value) | Item::Envelope(value) => Some(value),
-                    Item::Broken(_) => None,
-                };
-                if let Err(error) = report(
-                    name,
-                    &position,
-                    record,
-                    &verdict,
-                    options,
-                    &mut summary,
-                    out,
-                ) {
-                    write_error = Some(error);
-                }
-            },
-        );
-        if let Some(error) = write_error {
-            return Err(error);
-        }
-        if let Err(error) = result {
-            writeln!(err, "{name}: cannot read: {error}")?;
-            summary.unreadable_inputs += 1;
-        }
+    let unreadable = input::for_each_input(
+        inputs,
+        options.input,
+        options.max_record_bytes,
+        &mut |name, position, item| {
+            let verdict = check_item(registry, forced, &item);
+            let record = match &item {
+                Item::Record(value) | Item::Envelope(value) => Some(value),
+                Item::Broken(_) => None,
+            };
+            report(
+                name,
+                &position,
+                record,
+                &verdict,
+                options,
+                &mut summary,
+                out,
+            )
+        },
+    )?;
+    for message in &unreadable {
+        writeln!(err, "{message}")?;
     }
+    summary.unreadable_inputs = unreadable.len() as u64;
     Ok(summary)
 }
 

@@ -337,51 +337,22 @@ fn toml_error(path: &str, text: &str, error: &toml::de::Error) -> MappingError {
 }
 
 fn embedded_files() -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    collect_embedded(&EMBEDDED, &mut files);
-    files.sort();
-    files
-}
-
-fn collect_embedded(dir: &Dir<'static>, files: &mut Vec<(String, String)>) {
-    for file in dir.files() {
-        let path = file.path().to_string_lossy().replace('\\', "/");
-        if is_mapping_file(&path)
-            && let Some(text) = file.contents_utf8()
-        {
-            files.push((path, text.to_owned()));
-        }
-    }
-    for sub in dir.dirs() {
-        collect_embedded(sub, files);
-    }
+    as_text(crate::files::embedded_tree(&EMBEDDED, is_mapping_file))
 }
 
 fn directory_files(root: &Path) -> Result<Vec<(String, String)>, String> {
-    let mut files = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for entry in entries {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            if is_mapping_file(&relative) {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                files.push((relative, text));
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    crate::files::read_tree(root, is_mapping_file)
+        .map(as_text)
+        .map_err(|e| e.to_string())
+}
+
+/// Mapping files are text; a file that is not UTF-8 is kept lossily so that TOML parsing
+/// reports it with its position.
+fn as_text(files: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+    files
+        .into_iter()
+        .map(|(path, bytes)| (path, String::from_utf8_lossy(&bytes).into_owned()))
+        .collect()
 }
 
 /// Mapping and concept files are `*.toml` outside `fixtures/` and `broken/`.

@@ -423,56 +423,14 @@ pub fn json_kind(value: &Value) -> &'static str {
 }
 
 fn embedded_files() -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    collect_embedded(&EMBEDDED, &mut files);
-    files
-}
-
-fn collect_embedded(dir: &Dir<'static>, files: &mut Vec<(String, Vec<u8>)>) {
-    for file in dir.files() {
-        let path = file.path().to_string_lossy().replace('\\', "/");
-        if is_profile_file(&path) {
-            files.push((path, file.contents().to_vec()));
-        }
-    }
-    for sub in dir.dirs() {
-        collect_embedded(sub, files);
-    }
+    crate::files::embedded_tree(&EMBEDDED, is_profile_file)
 }
 
 fn directory_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, ProfileError> {
-    let mut files = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| ProfileError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        for entry in entries {
-            let entry = entry.map_err(|source| ProfileError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            if is_profile_file(&relative) {
-                let bytes = std::fs::read(&path).map_err(|source| ProfileError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                files.push((relative, bytes));
-            }
-        }
-    }
-    Ok(files)
+    crate::files::read_tree(root, is_profile_file).map_err(|source| ProfileError::Io {
+        path: root.display().to_string(),
+        source,
+    })
 }
 
 fn is_profile_file(path: &str) -> bool {
