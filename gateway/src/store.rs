@@ -110,9 +110,12 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // Checkpoints run in the background (below), not inside a commit,
+                        // so that no exchange waits for one.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     }
@@ -123,6 +126,9 @@ impl Store {
             .await?;
         let store = Self { pool, backend };
         store.migrate().await?;
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_regularly(store.pool.clone()));
+        }
         Ok(store)
     }
 
@@ -284,6 +290,21 @@ impl Store {
         };
         let row = sqlx::query(sql).fetch_one(&self.pool).await?;
         Ok(row.try_get("n")?)
+    }
+}
+
+/// Moves the SQLite write-ahead log into the database file every half second, off the
+/// writers' path (a passive checkpoint never blocks them).
+async fn checkpoint_regularly(pool: AnyPool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(%error, "checkpoint skipped");
+        }
     }
 }
 
