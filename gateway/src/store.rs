@@ -302,7 +302,10 @@ async fn checkpoint_regularly(pool: AnyPool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
             tracing::debug!(%error, "checkpoint skipped");
         }
     }
