@@ -34,6 +34,34 @@ pub struct Config {
     pub limits: Limits,
     /// What the gateway writes as `producer` in documents, and `custodian.type`.
     pub producer: Producer,
+    /// Where accepted documents are delivered.
+    pub archive: ArchiveConfig,
+}
+
+/// The archive accepted documents are delivered to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Base URL of the archive API (`POST {url}/documents`); no deliveries when absent
+    /// (accepted documents wait in the outbox).
+    pub url: Option<String>,
+    /// Timeout of one delivery attempt, in seconds.
+    pub timeout_secs: u64,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// Longest retry delay in seconds.
+    pub retry_max_secs: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout_secs: 10,
+            retry_base_ms: 200,
+            retry_max_secs: 60,
+        }
+    }
 }
 
 /// Audit settings.
@@ -100,6 +128,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             limits: Limits::default(),
             producer: Producer::default(),
+            archive: ArchiveConfig::default(),
         }
     }
 }

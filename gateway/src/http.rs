@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/audit/entries", get(audit_entries))
         .route("/audit/verify", get(audit_verify))
+        .route("/deliveries", get(deliveries))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -707,6 +708,34 @@ pub(crate) async fn audit_verify(State(state): State<AppState>) -> Response {
             };
             (status, Json(report)).into_response()
         }
+        Err(_) => unavailable(),
+    }
+}
+
+/// Query of `/deliveries`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeliveryQuery {
+    /// `pending`, `delivered` or `failed`; all when absent.
+    status: Option<String>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/deliveries", tag = "exchanges",
+    description = "Deliveries to the archive by status: what is still pending (with its next attempt and last error) or failed.",
+    params(("status" = Option<String>, Query, description = "pending, delivered or failed"), ("limit" = Option<i64>, Query)),
+    responses((status = 200, description = "Deliveries", body = Object)))]
+pub(crate) async fn deliveries(
+    State(state): State<AppState>,
+    Query(query): Query<DeliveryQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    match state
+        .store
+        .deliveries(query.status.as_deref().unwrap_or_default(), limit)
+        .await
+    {
+        Ok(rows) => Json(json!({ "deliveries": rows })).into_response(),
         Err(_) => unavailable(),
     }
 }

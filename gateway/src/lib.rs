@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod exchange;
 pub mod files;
 pub mod http;

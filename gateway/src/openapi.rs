@@ -19,6 +19,7 @@ use utoipa::OpenApi;
         crate::http::readyz,
         crate::http::audit_entries,
         crate::http::audit_verify,
+        crate::http::deliveries,
     )
 )]
 struct ApiDoc;

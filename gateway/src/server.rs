@@ -116,6 +116,13 @@ impl App {
         let engine = Arc::new(load_engine(&config, hasher)?);
         let store = open_store(&config).await?;
         let gateway = Gateway::start(engine, store.clone(), config.audit.max_batch);
+        if config.archive.url.is_some() {
+            tokio::spawn(crate::delivery::run(
+                store.clone(),
+                gateway.clone(),
+                config.archive.clone(),
+            ));
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

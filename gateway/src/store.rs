@@ -733,3 +733,134 @@ pub async fn write_entries(
     }
     Ok(())
 }
+
+// ---- the outbox ---------------------------------------------------------------------------
+
+/// One delivery of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The document.
+    pub document_oid: String,
+    /// The exchange that accepted it.
+    pub exchange_id: String,
+    /// Its set.
+    pub set_oid: String,
+    /// Its version.
+    pub version: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due (RFC 3339).
+    pub next_attempt_at: String,
+    /// The last error, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        document_oid: row.try_get("document_oid")?,
+        exchange_id: row.try_get("exchange_id")?,
+        set_oid: row.try_get("set_oid")?,
+        version: row.try_get("version")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+/// Puts accepted documents in the outbox (inside the exchange's transaction).
+///
+/// # Errors
+/// Database errors.
+pub async fn write_outbox(
+    backend: Backend,
+    tx: &mut Tx,
+    rows: &[DocumentRow],
+    now: &str,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO outbox (document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at) VALUES {}",
+            value_rows(backend, chunk.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(&row.document_oid)
+                .bind(&row.exchange_id)
+                .bind(&row.set_oid)
+                .bind(row.version)
+                .bind("pending")
+                .bind(0_i64)
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Deliveries that are due, oldest set versions first, never a version whose predecessor
+    /// in the set is not delivered yet.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn due_deliveries(&self, now: &str, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at, last_error \
+             FROM outbox o WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.set_oid = o.set_oid AND p.version < o.version \
+                             AND p.status <> 'delivered') \
+             ORDER BY set_oid, version LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    /// Deliveries by status (`pending`, `delivered`, `failed`), for the status API.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn deliveries(&self, status: &str, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at, last_error \
+             FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY set_oid, version LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    /// Records the result of an attempt.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_attempt(
+        &self,
+        document_oid: &str,
+        status: &str,
+        next_attempt_at: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+             WHERE document_oid = $4",
+        )
+        .bind(status)
+        .bind(next_attempt_at)
+        .bind(error.map(str::to_owned))
+        .bind(document_oid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -247,6 +247,7 @@ async fn commit(
 
     // Write it all out.
     store::write_documents(backend, &mut tx, &state.documents).await?;
+    store::write_outbox(backend, &mut tx, &state.documents, &now_utc()).await?;
     store::write_crosswalk(backend, &mut tx, &state.crosswalk_writes).await?;
     store::write_cases(backend, &mut tx, &state.new_cases).await?;
     let sequences: Vec<(String, i64, i64, i64)> = state
@@ -286,7 +287,12 @@ fn decide(
                 issues: Vec::new(),
             },
             AuditEntry {
-                exchange_id: job.exchange_id.clone(),
+                // An event of an earlier exchange (a delivery) keeps that exchange's id.
+                exchange_id: if entry.exchange_id.is_empty() {
+                    job.exchange_id.clone()
+                } else {
+                    entry.exchange_id.clone()
+                },
                 ..(**entry).clone()
             },
         ),
