@@ -50,6 +50,26 @@ async fn start_archive(listen: SocketAddr, dir: &std::path::Path) -> String {
 
 async fn start_gateway(postgres: bool, dir: &std::path::Path, archive: &str) -> Option<String> {
     let url = database(postgres, dir).await?;
+    let (base, stop, _handle) = start_gateway_on(&url, dir, archive).await;
+    // Runs for the rest of the test: dropping the sender would stop it.
+    tokio::spawn(async move {
+        let _keep = stop;
+        std::future::pending::<()>().await;
+    });
+    Some(base)
+}
+
+/// A gateway on an existing database; the sender stops it.
+async fn start_gateway_on(
+    url: &str,
+    dir: &std::path::Path,
+    archive: &str,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let url = url.to_owned();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: dir.to_path_buf(),
@@ -62,8 +82,15 @@ async fn start_gateway(postgres: bool, dir: &std::path::Path, archive: &str) -> 
     config.archive.timeout_secs = 2;
     let app = App::build(config).await.expect("gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run(std::future::pending()));
-    Some(base)
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let _ = app
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (base, stop, handle)
 }
 
 fn decision(id: &str, revision: i64) -> Value {
@@ -302,4 +329,77 @@ async fn a_refusal_is_final_and_recorded_with_the_archives_issues() {
     assert_eq!(delivery["outcome"], "failed");
     assert_eq!(delivery["issues"][0]["rule"], "archive:title-unknown");
     assert_eq!(delivery["issues"][0]["pointer"], "/header/title");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_deliveries_resume_after_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let archive = format!("http://{port}");
+    let url = database(false, dir.path()).await.expect("sqlite");
+    let (gateway, stop, handle) = start_gateway_on(&url, dir.path(), &archive).await;
+    let record = decision("SD-RESTART-1", 1);
+    let hetu = record["PATIENT"]["SSN"].as_str().expect("hetu").to_owned();
+    send(&gateway, &record).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deliveries(&gateway, "pending").await.len(), 1);
+    let _ = stop.send(());
+    let _ = handle.await;
+
+    start_archive(port, dir.path()).await;
+    let (gateway, _stop, _handle) = start_gateway_on(&url, dir.path(), &archive).await;
+    assert_eq!(wait_for(&gateway, "delivered", 1).await.len(), 1);
+    assert_eq!(archived_versions(&archive, &hetu).await, 1);
+}
+
+/// Apotti-like export → gateway → archive → back from the archive → the original, except
+/// the fields the decision mapping declares lossy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_there_and_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let archive = start_archive("127.0.0.1:0".parse().expect("address"), dir.path()).await;
+    let Some(gateway) = start_gateway(false, dir.path(), &archive).await else {
+        return;
+    };
+    let original = decision("SD-E2E-1", 1);
+    send(&gateway, &original).await;
+    assert_eq!(wait_for(&gateway, "delivered", 1).await.len(), 1);
+
+    let hetu = original["PATIENT"]["SSN"].as_str().expect("hetu");
+    let response = reqwest::Client::new()
+        .post(format!("{gateway}/exchanges/from-archive"))
+        .json(&json!({"client": hetu, "type": "PAATOS_SOSKU"}))
+        .send()
+        .await
+        .expect("from archive");
+    assert_eq!(response.status().as_u16(), 200);
+    let bundle: Value = response.json().await.expect("json");
+    let entries = bundle["entry"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1);
+    let mut back = entries[0]["resource"]["document"].clone();
+    let mut expected = original.clone();
+    // Declared lossy in mappings/decision.toml: transfer fields, the EHR's internal ids, the
+    // client's language, the revision (Kanta numbers versions), and RESTRICTED_YN = N (default).
+    for value in [&mut back, &mut expected] {
+        for pointer in ["", "/PATIENT", "/DECISION"] {
+            if let Some(object) = value.pointer_mut(pointer).and_then(Value::as_object_mut) {
+                for key in [
+                    "MSG_ID",
+                    "MSG_DTTM",
+                    "SOURCE_SYSTEM",
+                    "PAT_ID",
+                    "PAT_MRN_ID",
+                    "LANGUAGE_C_NAME",
+                    "RESTRICTED_YN",
+                    "REVISION",
+                ] {
+                    object.remove(key);
+                }
+            }
+        }
+    }
+    assert_eq!(back, expected);
 }

@@ -100,6 +100,22 @@ pub enum Command {
         #[arg(long, env = "GATEWAY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Fetch a client's documents from the archive through a running gateway and print them
+    /// as Apotti-like import messages (NDJSON); each is audited by the gateway.
+    FromArchive {
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// The client's personal identity code.
+        #[arg(long)]
+        client: String,
+        /// Document type code (`PAATOS_SOSKU`, `ASIAKASSUUNNITELMA`, `ASIAKASKERTOMUS`).
+        #[arg(long = "type")]
+        document_type: Option<String>,
+        /// Only documents archived since (ISO 8601 with offset).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -187,6 +203,43 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     eprintln!("migrations applied");
                 }
                 Ok(0)
+            });
+        }
+        Command::FromArchive {
+            gateway,
+            client,
+            document_type,
+            since,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(async move {
+                let body =
+                    serde_json::json!({"client": client, "type": document_type, "since": since});
+                let response = reqwest::Client::new()
+                    .post(format!(
+                        "{}/exchanges/from-archive",
+                        gateway.trim_end_matches('/')
+                    ))
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = response.status();
+                let answer: serde_json::Value = response.json().await?;
+                if !status.is_success() {
+                    eprintln!("gateway answered {status}: {answer}");
+                    return Ok(2);
+                }
+                let mut refused = 0;
+                for entry in answer["entry"].as_array().into_iter().flatten() {
+                    match entry["resource"].get("document") {
+                        Some(document) => println!("{document}"),
+                        None => {
+                            refused += 1;
+                            eprintln!("not mapped: {}", entry["resource"]["operationOutcome"]);
+                        }
+                    }
+                }
+                Ok(u8::from(refused > 0))
             });
         }
         Command::Audit {
@@ -346,7 +399,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         }
-        Command::Serve { .. } | Command::Migrate { .. } | Command::Audit { .. } => Ok(0),
+        Command::Serve { .. }
+        | Command::Migrate { .. }
+        | Command::Audit { .. }
+        | Command::FromArchive { .. } => Ok(0),
         Command::Profiles => {
             for profile in registry.profiles() {
                 writeln!(

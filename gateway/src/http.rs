@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/entries", get(audit_entries))
         .route("/audit/verify", get(audit_verify))
         .route("/deliveries", get(deliveries))
+        .route("/exchanges/from-archive", post(from_archive))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -710,6 +711,98 @@ pub(crate) async fn audit_verify(State(state): State<AppState>) -> Response {
         }
         Err(_) => unavailable(),
     }
+}
+
+/// Body of `/exchanges/from-archive`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FromArchive {
+    /// The client's hetu.
+    client: String,
+    /// Document type code (`PAATOS_SOSKU`, `ASIAKASSUUNNITELMA`, `ASIAKASKERTOMUS`).
+    #[serde(rename = "type")]
+    document_type: Option<String>,
+    /// Only documents archived since (ISO 8601 with offset).
+    since: Option<String>,
+}
+
+#[utoipa::path(post, path = "/exchanges/from-archive", tag = "exchanges",
+    description = "Fetch a client's documents from the archive (latest version of each set; by type and since) and map each back to an Apotti-like import message, known ids restored from the crosswalk. Every document is an exchange of its own in the audit log.",
+    request_body(content = Object, description = "{\"client\": hetu, \"type\"?: code, \"since\"?: date-time}"),
+    responses((status = 200, description = "A batch-response Bundle of import messages", body = Object),
+        (status = 502, description = "The archive could not be reached or refused the query", body = Object)))]
+pub(crate) async fn from_archive(
+    State(state): State<AppState>,
+    Json(query): Json<FromArchive>,
+) -> Response {
+    let Some(archive) = state.config.archive.url.clone() else {
+        return outcome_response(
+            StatusCode::NOT_FOUND,
+            &[Issue::error(
+                IssueCode::NotSupported,
+                "archive.not-configured",
+                "",
+                "no archive is configured ([archive] url)",
+            )],
+        );
+    };
+    let mut params = vec![("client", query.client.clone())];
+    if let Some(kind) = &query.document_type {
+        params.push(("type", kind.clone()));
+    }
+    if let Some(since) = &query.since {
+        params.push(("since", since.clone()));
+    }
+    let timeout = Duration::from_secs(state.config.archive.timeout_secs);
+    let request = reqwest::Client::new()
+        .get(format!("{}/documents", archive.trim_end_matches('/')))
+        .query(&params)
+        .timeout(timeout);
+    let fetched = match request.send().await {
+        Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            return outcome_response(
+                StatusCode::BAD_GATEWAY,
+                &[Issue::error(
+                    IssueCode::Processing,
+                    "archive.refused",
+                    "",
+                    format!("the archive answered {status}"),
+                )],
+            );
+        }
+        Err(_) => None,
+    };
+    let Some(documents) =
+        fetched.and_then(|body| body.get("documents").and_then(Value::as_array).cloned())
+    else {
+        return outcome_response(
+            StatusCode::BAD_GATEWAY,
+            &[Issue::error(
+                IssueCode::Processing,
+                "archive.unreachable",
+                "",
+                "the archive could not be reached",
+            )],
+        );
+    };
+    let futures = documents.into_iter().map(|document| {
+        state
+            .gateway
+            .exchange(Direction::Backward, Ok(document), actor_of())
+    });
+    let mut entries = Vec::new();
+    for result in futures::future::join_all(futures).await {
+        match result {
+            Ok(result) => entries.push(json!({
+                "response": {"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "mapped")},
+                "resource": result_json(result),
+            })),
+            Err(_) => return unavailable(),
+        }
+    }
+    Json(json!({"resourceType": "Bundle", "type": "batch-response", "entry": entries}))
+        .into_response()
 }
 
 /// Query of `/deliveries`.

@@ -20,6 +20,7 @@ use utoipa::OpenApi;
         crate::http::audit_entries,
         crate::http::audit_verify,
         crate::http::deliveries,
+        crate::http::from_archive,
     )
 )]
 struct ApiDoc;
