@@ -403,3 +403,59 @@ async fn end_to_end_there_and_back() {
     }
     assert_eq!(back, expected);
 }
+
+/// An archive that takes longer than the gateway waits on its first call (and stores the
+/// document all the same), then answers at once.
+async fn slow_archive(real: String, delay: Duration) -> String {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/documents",
+        post(move |body: axum::body::Bytes| {
+            let (real, calls) = (real.clone(), calls.clone());
+            async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(delay).await;
+                }
+                let response = reqwest::Client::new()
+                    .post(format!("{real}/documents"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("forward");
+                let status = response.status().as_u16();
+                (
+                    axum::http::StatusCode::from_u16(status).expect("status"),
+                    response.text().await.unwrap_or_default(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_archive_times_out_then_the_retry_succeeds() {
+    let dir = tempfile::tempdir().expect("dir");
+    let real = start_archive("127.0.0.1:0".parse().expect("address"), dir.path()).await;
+    // The gateway waits 2 s per attempt (see start_gateway); the first answer takes 3 s.
+    let slow = slow_archive(real.clone(), Duration::from_secs(3)).await;
+    let Some(gateway) = start_gateway(false, dir.path(), &slow).await else {
+        return;
+    };
+    let record = decision("SD-SLOW-1", 1);
+    let hetu = record["PATIENT"]["SSN"].as_str().expect("hetu").to_owned();
+    send(&gateway, &record).await;
+    let delivered = wait_for(&gateway, "delivered", 1).await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert!(
+        delivered[0]["attempts"].as_i64().unwrap_or(0) >= 2,
+        "the first attempt timed out: {delivered:?}"
+    );
+    assert_eq!(archived_versions(&real, &hetu).await, 1, "one stored copy");
+}
