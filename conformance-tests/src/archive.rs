@@ -6,7 +6,8 @@
 //! `409`), answers a resend of an archived version with `200` and the same receipt (the same
 //! version with other content is a `409`), and keeps what it archives in SQLite. One writer at
 //! a time (a mutex around the version check and insert) keeps "exactly once" simple.
-//! Mutual TLS is not here yet: it listens on plain HTTP, loopback.
+//! It serves plain HTTP, or TLS with rustls (aws-lc-rs); given a client CA it requires a
+//! client certificate that chains to it (mutual TLS), as a real archive does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,6 +96,69 @@ impl Archive {
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await?;
+        Ok(())
+    }
+}
+
+/// A rustls server configuration from PEM: the archive's certificate chain and key, and, when
+/// given, the CA that client certificates must chain to (a client without one is refused).
+///
+/// # Errors
+/// When a PEM does not parse or the certificates do not fit together.
+pub fn server_tls(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let certs = CertificateDer::pem_slice_iter(cert_pem).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let config = match client_ca_pem {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca) {
+                roots.add(cert?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()?;
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(certs, key)?
+        }
+        None => builder.with_no_client_auth().with_single_cert(certs, key)?,
+    };
+    Ok(Arc::new(config))
+}
+
+impl Archive {
+    /// Serves over TLS (mutual TLS when `tls` requires client certificates); the bound
+    /// address goes to `bound` first. Runs until the process stops.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn serve_tls(
+        self,
+        listen: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        bound: tokio::sync::oneshot::Sender<SocketAddr>,
+    ) -> anyhow::Result<()> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        // tokio panics on a blocking socket.
+        listener.set_nonblocking(true)?;
+        let _ = bound.send(listener.local_addr()?);
+        axum_server::from_tcp_rustls(
+            listener,
+            axum_server::tls_rustls::RustlsConfig::from_config(tls),
+        )?
+        .serve(self.router().into_make_service())
+        .await?;
         Ok(())
     }
 }

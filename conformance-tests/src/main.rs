@@ -26,7 +26,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ArchiveAction {
-    /// Serve the archive API (plain HTTP on loopback; mutual TLS is still to come).
+    /// Serve the archive API: plain HTTP, TLS, or mutual TLS with `--client-ca`.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -34,6 +34,15 @@ enum ArchiveAction {
         /// The archive's SQLite database.
         #[arg(long, default_value = "data/archive.db")]
         db: PathBuf,
+        /// Serve TLS with this certificate chain (PEM)…
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// …and this key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates that chain to this CA (PEM): mutual TLS.
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -48,7 +57,14 @@ fn main() -> ExitCode {
     let Cli {
         command:
             Command::Archive {
-                action: ArchiveAction::Serve { listen, db },
+                action:
+                    ArchiveAction::Serve {
+                        listen,
+                        db,
+                        tls_cert,
+                        tls_key,
+                        client_ca,
+                    },
             },
     } = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -64,9 +80,20 @@ fn main() -> ExitCode {
         }
         let archive = Archive::open(&db).await?;
         let (bound, address) = tokio::sync::oneshot::channel();
-        let server = tokio::spawn(archive.serve(listen, bound, async {
-            let _ = tokio::signal::ctrl_c().await;
-        }));
+        let server = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => {
+                let client_ca = client_ca.map(std::fs::read).transpose()?;
+                let tls = conformance::archive::server_tls(
+                    &std::fs::read(cert)?,
+                    &std::fs::read(key)?,
+                    client_ca.as_deref(),
+                )?;
+                tokio::spawn(archive.serve_tls(listen, tls, bound))
+            }
+            _ => tokio::spawn(archive.serve(listen, bound, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })),
+        };
         if let Ok(address) = address.await {
             eprintln!("reference archive listening on http://{address}");
         }

@@ -51,6 +51,15 @@ pub struct ArchiveConfig {
     pub retry_base_ms: u64,
     /// Longest retry delay in seconds.
     pub retry_max_secs: u64,
+    /// CA certificate(s) (PEM) the archive's server certificate must chain to; without it
+    /// the system's roots are used.
+    pub ca_cert: Option<PathBuf>,
+    /// The organisation's client certificate (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub client_key: Option<PathBuf>,
+    /// A bearer token, where the archive asks for one.
+    pub bearer_token: Option<Secret>,
 }
 
 impl Default for ArchiveConfig {
@@ -60,6 +69,10 @@ impl Default for ArchiveConfig {
             timeout_secs: 10,
             retry_base_ms: 200,
             retry_max_secs: 60,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+            bearer_token: None,
         }
     }
 }

@@ -752,11 +752,13 @@ pub(crate) async fn from_archive(
     if let Some(since) = &query.since {
         params.push(("since", since.clone()));
     }
-    let timeout = Duration::from_secs(state.config.archive.timeout_secs);
-    let request = reqwest::Client::new()
+    let client = match crate::delivery::archive_client(&state.config.archive) {
+        Ok(client) => client,
+        Err(_) => return unavailable(),
+    };
+    let request = client
         .get(format!("{}/documents", archive.trim_end_matches('/')))
-        .query(&params)
-        .timeout(timeout);
+        .query(&params);
     let fetched = match request.send().await {
         Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
         Ok(response) => {

@@ -117,6 +117,7 @@ impl App {
         let store = open_store(&config).await?;
         let gateway = Gateway::start(engine, store.clone(), config.audit.max_batch);
         if config.archive.url.is_some() {
+            crate::delivery::archive_client(&config.archive)?;
             tokio::spawn(crate::delivery::run(
                 store.clone(),
                 gateway.clone(),
