@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::audit::{Actor, AuditEntry, LoggedIssue};
@@ -196,67 +197,79 @@ pub async fn run(store: Store, gateway: Gateway, config: ArchiveConfig) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        for row in due {
-            let Ok(Some(body)) = store.document(&row.document_oid).await else {
-                continue;
-            };
-            let result = attempt(&client, &url, body).await;
-            let (status, next, error, entry) = match result {
-                Attempt::Delivered(receipt) => (
-                    "delivered",
-                    now_utc(),
-                    None,
-                    event(
-                        &row,
-                        "delivered",
-                        json!({"attempt": row.attempts + 1, "receipt": receipt}),
-                        Vec::new(),
-                    ),
+        // Every due row is of a different set (a later version waits for its predecessor),
+        // so they can go out side by side.
+        futures::stream::iter(due)
+            .for_each_concurrent(16, |row| {
+                deliver_one(&store, &gateway, &client, &url, row, base, max)
+            })
+            .await;
+    }
+}
+
+async fn deliver_one(
+    store: &Store,
+    gateway: &Gateway,
+    client: &reqwest::Client,
+    url: &str,
+    row: Delivery,
+    base: Duration,
+    max: Duration,
+) {
+    let Ok(Some(body)) = store.document(&row.document_oid).await else {
+        return;
+    };
+    let result = attempt(client, url, body).await;
+    let (status, next, error, entry) = match result {
+        Attempt::Delivered(receipt) => (
+            "delivered",
+            now_utc(),
+            None,
+            event(
+                &row,
+                "delivered",
+                json!({"attempt": row.attempts + 1, "receipt": receipt}),
+                Vec::new(),
+            ),
+        ),
+        Attempt::Final(code, issues) => (
+            "failed",
+            now_utc(),
+            Some(format!("archive refused with {code}")),
+            event(
+                &row,
+                "failed",
+                json!({"attempt": row.attempts + 1, "status": code}),
+                issues,
+            ),
+        ),
+        Attempt::Retry(reason) => {
+            let delay = backoff(row.attempts, base, max);
+            (
+                "pending",
+                rfc3339_after(delay),
+                Some(reason.clone()),
+                event(
+                    &row,
+                    "retry",
+                    json!({"attempt": row.attempts + 1, "reason": reason, "retryInMs": delay.as_millis()}),
+                    Vec::new(),
                 ),
-                Attempt::Final(code, issues) => (
-                    "failed",
-                    now_utc(),
-                    Some(format!("archive refused with {code}")),
-                    event(
-                        &row,
-                        "failed",
-                        json!({"attempt": row.attempts + 1, "status": code}),
-                        issues,
-                    ),
-                ),
-                Attempt::Retry(reason) => {
-                    let delay = backoff(row.attempts, base, max);
-                    (
-                        "pending",
-                        rfc3339_after(delay),
-                        Some(reason.clone()),
-                        event(
-                            &row,
-                            "retry",
-                            json!({"attempt": row.attempts + 1, "reason": reason, "retryInMs": delay.as_millis()}),
-                            Vec::new(),
-                        ),
-                    )
-                }
-            };
-            // The attempt is audited before the outbox moves on: if the log cannot be
-            // written, the row stays due and is tried again.
-            if gateway.record(entry).await.is_err() {
-                tracing::warn!("audit log unavailable; delivery result not recorded yet");
-                tokio::time::sleep(base).await;
-                continue;
-            }
-            if let Err(error) = store
-                .record_attempt(&row.document_oid, status, &next, error.as_deref())
-                .await
-            {
-                tracing::warn!(%error, "cannot update the outbox");
-            }
-            if status == "pending" {
-                // The rest of this set waits for this version; others go on.
-                continue;
-            }
+            )
         }
+    };
+    // The attempt is audited before the outbox moves on: if the log cannot be
+    // written, the row stays due and is tried again.
+    if gateway.record(entry).await.is_err() {
+        tracing::warn!("audit log unavailable; delivery result not recorded yet");
+        tokio::time::sleep(base).await;
+        return;
+    }
+    if let Err(error) = store
+        .record_attempt(&row.document_oid, status, &next, error.as_deref())
+        .await
+    {
+        tracing::warn!(%error, "cannot update the outbox");
     }
 }
 
