@@ -198,9 +198,9 @@ pub async fn run(store: Store, gateway: Gateway, config: ArchiveConfig) {
             continue;
         }
         // Every due row is of a different set (a later version waits for its predecessor),
-        // so they can go out side by side.
+        // so they can go out side by side (64 at a time).
         futures::stream::iter(due)
-            .for_each_concurrent(16, |row| {
+            .for_each_concurrent(64, |row| {
                 deliver_one(&store, &gateway, &client, &url, row, base, max)
             })
             .await;
