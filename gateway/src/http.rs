@@ -262,12 +262,21 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
             Err(_) => unavailable(),
         };
     }
+    batch_response(state, direction, records).await
+}
+
+/// Runs every record as an exchange (concurrently; the writer batches them) and answers with a
+/// Bundle-like batch response in input order, or 503 when the log could not be written.
+async fn batch_response(
+    state: &AppState,
+    direction: Direction,
+    records: Vec<Result<Value, Issue>>,
+) -> Response {
     let futures = records
         .into_iter()
         .map(|record| state.gateway.exchange(direction, record, actor_of()));
-    let results = futures::future::join_all(futures).await;
-    let mut entries = Vec::with_capacity(results.len());
-    for result in results {
+    let mut entries = Vec::new();
+    for result in futures::future::join_all(futures).await {
         match result {
             Ok(result) => entries.push(json!({
                 "response": {"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "accepted")},
@@ -788,23 +797,12 @@ pub(crate) async fn from_archive(
             )],
         );
     };
-    let futures = documents.into_iter().map(|document| {
-        state
-            .gateway
-            .exchange(Direction::Backward, Ok(document), actor_of())
-    });
-    let mut entries = Vec::new();
-    for result in futures::future::join_all(futures).await {
-        match result {
-            Ok(result) => entries.push(json!({
-                "response": {"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "mapped")},
-                "resource": result_json(result),
-            })),
-            Err(_) => return unavailable(),
-        }
-    }
-    Json(json!({"resourceType": "Bundle", "type": "batch-response", "entry": entries}))
-        .into_response()
+    batch_response(
+        &state,
+        Direction::Backward,
+        documents.into_iter().map(Ok).collect(),
+    )
+    .await
 }
 
 /// Query of `/deliveries`.

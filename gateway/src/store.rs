@@ -406,6 +406,29 @@ pub struct KeyedCrosswalk {
     pub row: CrosswalkRow,
 }
 
+/// Rows of `select … WHERE {column} IN (values)`, a chunk of values at a time.
+async fn rows_where_in(
+    backend: Backend,
+    tx: &mut Tx,
+    select: &str,
+    column: &str,
+    values: &[String],
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    let mut rows = Vec::new();
+    for chunk in values.chunks(CHUNK) {
+        let sql = format!(
+            "{select} WHERE {column} IN ({})",
+            list(backend, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(value);
+        }
+        rows.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(rows)
+}
+
 /// Crosswalk rows whose source id is in `ids` or whose set OID is in `set_oids`.
 ///
 /// # Errors
@@ -416,24 +439,13 @@ pub async fn load_crosswalk(
     ids: &[String],
     set_oids: &[String],
 ) -> Result<Vec<KeyedCrosswalk>, StoreError> {
-    let mut out = Vec::new();
-    for (chunk, by_set) in ids
-        .chunks(CHUNK)
-        .map(|c| (c, false))
-        .chain(set_oids.chunks(CHUNK).map(|c| (c, true)))
-    {
-        let column = if by_set { "set_oid" } else { "source_id" };
-        let sql = format!(
-            "SELECT source_system, record_type, source_id, set_oid, latest_version, latest_document, \
-             latest_revision, content_digest, exchange_id FROM crosswalk WHERE {column} IN ({})",
-            list(backend, chunk.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in chunk {
-            query = query.bind(value);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            out.push(KeyedCrosswalk {
+    const SELECT: &str = "SELECT source_system, record_type, source_id, set_oid, latest_version, \
+        latest_document, latest_revision, content_digest, exchange_id FROM crosswalk";
+    let mut rows = rows_where_in(backend, tx, SELECT, "source_id", ids).await?;
+    rows.extend(rows_where_in(backend, tx, SELECT, "set_oid", set_oids).await?);
+    rows.iter()
+        .map(|row| {
+            Ok(KeyedCrosswalk {
                 source_system: row.try_get("source_system")?,
                 record_type: row.try_get("record_type")?,
                 source_id: row.try_get("source_id")?,
@@ -445,10 +457,9 @@ pub async fn load_crosswalk(
                     content_digest: row.try_get("content_digest")?,
                     exchange_id: row.try_get("exchange_id")?,
                 },
-            });
-        }
-    }
-    Ok(out)
+            })
+        })
+        .collect()
 }
 
 /// Case rows `(source system, case id, case OID)` whose id is in `ids` or OID in `oids`.
@@ -461,30 +472,18 @@ pub async fn load_cases(
     ids: &[String],
     oids: &[String],
 ) -> Result<Vec<(String, String, String)>, StoreError> {
-    let mut out = Vec::new();
-    for (chunk, by_oid) in ids
-        .chunks(CHUNK)
-        .map(|c| (c, false))
-        .chain(oids.chunks(CHUNK).map(|c| (c, true)))
-    {
-        let column = if by_oid { "case_oid" } else { "case_id" };
-        let sql = format!(
-            "SELECT source_system, case_id, case_oid FROM case_crosswalk WHERE {column} IN ({})",
-            list(backend, chunk.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in chunk {
-            query = query.bind(value);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            out.push((
+    const SELECT: &str = "SELECT source_system, case_id, case_oid FROM case_crosswalk";
+    let mut rows = rows_where_in(backend, tx, SELECT, "case_id", ids).await?;
+    rows.extend(rows_where_in(backend, tx, SELECT, "case_oid", oids).await?);
+    rows.iter()
+        .map(|row| {
+            Ok((
                 row.try_get("source_system")?,
                 row.try_get("case_id")?,
                 row.try_get("case_oid")?,
-            ));
-        }
-    }
-    Ok(out)
+            ))
+        })
+        .collect()
 }
 
 /// OID sequences `(root, arc, year, next)` of the given roots.
@@ -496,26 +495,24 @@ pub async fn load_sequences(
     tx: &mut Tx,
     roots: &[String],
 ) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
-    let mut out = Vec::new();
-    for chunk in roots.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT root, arc, year, next FROM oid_sequence WHERE root IN ({})",
-            list(backend, chunk.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in chunk {
-            query = query.bind(value);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            out.push((
+    let rows = rows_where_in(
+        backend,
+        tx,
+        "SELECT root, arc, year, next FROM oid_sequence",
+        "root",
+        roots,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
                 row.try_get("root")?,
                 row.try_get("arc")?,
                 row.try_get("year")?,
                 row.try_get("next")?,
-            ));
-        }
-    }
-    Ok(out)
+            ))
+        })
+        .collect()
 }
 
 /// Writes OID sequences back.
@@ -655,21 +652,17 @@ pub async fn load_documents(
     tx: &mut Tx,
     oids: &[String],
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let mut out = Vec::new();
-    for chunk in oids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT document_oid, body FROM documents WHERE document_oid IN ({})",
-            list(backend, chunk.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in chunk {
-            query = query.bind(value);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            out.push((row.try_get("document_oid")?, row.try_get("body")?));
-        }
-    }
-    Ok(out)
+    let rows = rows_where_in(
+        backend,
+        tx,
+        "SELECT document_oid, body FROM documents",
+        "document_oid",
+        oids,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("document_oid")?, row.try_get("body")?)))
+        .collect()
 }
 
 /// An audit row to append.
