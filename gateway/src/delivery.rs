@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Actor, AuditEntry, LoggedIssue};
 use crate::config::ArchiveConfig;
-use crate::exchange::{Gateway, now_utc};
+use crate::exchange::{Gateway, now_utc, utc_rfc3339};
 use crate::store::{Delivery, Store};
 
 /// The outcome of one attempt.
@@ -41,18 +41,7 @@ pub fn backoff(attempts: i64, base: Duration, max: Duration) -> Duration {
 }
 
 fn rfc3339_after(delay: Duration) -> String {
-    let later = jiff::Timestamp::now() + jiff::SignedDuration::try_from(delay).unwrap_or_default();
-    let zoned = later.to_zoned(jiff::tz::TimeZone::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        zoned.year(),
-        zoned.month(),
-        zoned.day(),
-        zoned.hour(),
-        zoned.minute(),
-        zoned.second(),
-        zoned.subsec_nanosecond() / 1000
-    )
+    utc_rfc3339(jiff::Timestamp::now() + jiff::SignedDuration::try_from(delay).unwrap_or_default())
 }
 
 async fn attempt(client: &reqwest::Client, url: &str, body: String) -> Attempt {

@@ -278,7 +278,13 @@ impl Gateway {
 /// Now, RFC 3339 UTC with microseconds (fixed width, so text order is time order).
 #[must_use]
 pub fn now_utc() -> String {
-    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    utc_rfc3339(jiff::Timestamp::now())
+}
+
+/// An instant as RFC 3339 UTC with microseconds, the fixed-width form the store compares.
+#[must_use]
+pub fn utc_rfc3339(instant: jiff::Timestamp) -> String {
+    let now = instant.to_zoned(jiff::tz::TimeZone::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         now.year(),
