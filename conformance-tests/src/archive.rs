@@ -4,10 +4,15 @@
 //! It validates every document against the Kanta-style profiles (`422` with the issues),
 //! enforces the version rules (the next version of a set only, replacing the latest: else
 //! `409`), answers a resend of an archived version with `200` and the same receipt (the same
-//! version with other content is a `409`), and keeps what it archives in SQLite. One writer at
-//! a time (a mutex around the version check and insert) keeps "exactly once" simple.
+//! version with other content is a `409`), and keeps what it archives in SQLite. One writer
+//! task decides and inserts ([`writer`]), so "exactly once" needs no lock, and commits the
+//! documents that arrive together in one transaction (group commit), answering each only
+//! after the commit.
 //! It serves plain HTTP, or TLS with rustls (aws-lc-rs); given a client CA it requires a
 //! client certificate that chains to it (mutual TLS), as a real archive does.
+//!
+//! [`Faults`] switch off promises on purpose, for tests only: the conformance suite's
+//! self-tests run against a broken archive to show that the cases catch what they should.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,21 +23,34 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gateway::audit::digest;
-use gateway::exchange::now_utc;
 use gateway::identifiers::is_hetu;
 use gateway::profiles::{ProfileRegistry, ProfileSource};
 use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+
+mod writer;
+
+use writer::{Decision, Submission};
+
+/// Promises the archive breaks on purpose (tests only; all off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Archive documents without validating them (never answers `422` for content).
+    pub accept_invalid: bool,
+    /// Archive every document it is sent, even a version already archived or out of order
+    /// (never answers `200` for a resend, nor `409`).
+    pub archive_versions_again: bool,
+}
 
 /// The archive's state.
 #[derive(Debug, Clone)]
 pub struct Archive {
     profiles: Arc<ProfileRegistry>,
     pool: SqlitePool,
-    write: Arc<Mutex<()>>,
+    writer: tokio::sync::mpsc::Sender<Submission>,
+    faults: Faults,
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS archived (
@@ -48,12 +66,33 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS archived (
     UNIQUE (set_oid, version)
 )";
 
+/// The same table without the constraints that keep one copy per version ([`Faults`]).
+const FAULTY_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS archived (
+    document_oid TEXT NOT NULL,
+    set_oid      TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    client       TEXT NOT NULL,
+    doc_type     TEXT NOT NULL,
+    archived_at  TEXT NOT NULL,
+    receipt_id   TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    body         TEXT NOT NULL
+)";
+
 impl Archive {
     /// Opens (creating) the archive's SQLite database at `path`.
     ///
     /// # Errors
     /// When the profiles do not load or the database cannot be opened.
     pub async fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        Self::open_with(path, Faults::default()).await
+    }
+
+    /// Opens the archive with `faults` switched on (tests only).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_with(path: &std::path::Path, faults: Faults) -> anyhow::Result<Self> {
         let profiles = ProfileRegistry::load(&ProfileSource::Embedded)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -64,11 +103,17 @@ impl Archive {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::query(SCHEMA).execute(&pool).await?;
+        let schema = if faults == Faults::default() {
+            SCHEMA
+        } else {
+            FAULTY_SCHEMA
+        };
+        sqlx::query(schema).execute(&pool).await?;
         Ok(Self {
             profiles: Arc::new(profiles),
+            writer: writer::start(pool.clone(), !faults.archive_versions_again),
             pool,
-            write: Arc::new(Mutex::new(())),
+            faults,
         })
     }
 
@@ -185,32 +230,10 @@ async fn archive_document(State(archive): State<Archive>, body: axum::body::Byte
             );
         }
     };
-    let profile = match archive.profiles.select(&document) {
-        Ok(profile) if profile.id().starts_with("kanta/") => profile,
-        Ok(profile) => {
-            return issues_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                vec![issue(
-                    "",
-                    "profile.not-a-document",
-                    &format!("a {} record is not an archive document", profile.id()),
-                )],
-            );
-        }
-        Err(problem) => {
-            return issues_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                vec![issue(&problem.pointer, &problem.rule, &problem.message)],
-            );
-        }
-    };
-    let problems = archive.profiles.validate_with(profile, &document);
-    if !problems.is_empty() {
-        let issues = problems
-            .iter()
-            .map(|p| issue(&p.pointer, &p.rule, &p.message))
-            .collect();
-        return issues_response(StatusCode::UNPROCESSABLE_ENTITY, issues);
+    if !archive.faults.accept_invalid
+        && let Err(response) = check_document(&archive, &document)
+    {
+        return response;
     }
     let text = |pointer: &str| {
         document
@@ -229,41 +252,33 @@ async fn archive_document(State(archive): State<Archive>, body: axum::body::Byte
     let body_text = document.to_string();
     let content_digest = digest(body_text.as_bytes());
 
-    let _guard = archive.write.lock().await;
-    match stored(&archive.pool, &document_oid).await {
-        Ok(Some(row)) if row.digest == content_digest => {
-            return (StatusCode::OK, Json(row.receipt())).into_response();
-        }
-        Ok(Some(_)) => {
-            return issues_response(
-                StatusCode::CONFLICT,
-                vec![issue(
-                    "/header/documentOid",
-                    "archive.same-version-other-content",
-                    "this version is already archived with other content",
-                )],
-            );
-        }
-        Ok(None) => {}
-        Err(_) => return unavailable(),
+    let (reply, decision) = tokio::sync::oneshot::channel();
+    let submission = Submission {
+        document_oid,
+        set_oid,
+        version,
+        replaces,
+        client: text("/header/client/hetu"),
+        doc_type: text("/header/documentType/code"),
+        digest: content_digest,
+        body: body_text,
+        reply,
+    };
+    if archive.writer.send(submission).await.is_err() {
+        return unavailable();
     }
-    let latest = match sqlx::query("SELECT document_oid, version FROM archived WHERE set_oid = ? ORDER BY version DESC LIMIT 1")
-        .bind(&set_oid)
-        .fetch_optional(&archive.pool)
-        .await
-    {
-        Ok(row) => row.map(|r| (r.get::<String, _>("document_oid"), r.get::<i64, _>("version"))),
-        Err(_) => return unavailable(),
-    };
-    let in_order = match &latest {
-        None => version == 1,
-        Some((latest_oid, latest_version)) => {
-            version == latest_version + 1 && replaces == *latest_oid
-        }
-    };
-    if !in_order {
-        let expected = latest.as_ref().map_or(1, |(_, v)| v + 1);
-        return issues_response(
+    match decision.await {
+        Ok(Decision::Created(row)) => (StatusCode::CREATED, Json(row.receipt())).into_response(),
+        Ok(Decision::Resent(row)) => (StatusCode::OK, Json(row.receipt())).into_response(),
+        Ok(Decision::OtherContent) => issues_response(
+            StatusCode::CONFLICT,
+            vec![issue(
+                "/header/documentOid",
+                "archive.same-version-other-content",
+                "this version is already archived with other content",
+            )],
+        ),
+        Ok(Decision::OutOfOrder { expected }) => issues_response(
             StatusCode::CONFLICT,
             vec![issue(
                 "/header/version",
@@ -272,35 +287,42 @@ async fn archive_document(State(archive): State<Archive>, body: axum::body::Byte
                     "not the next version of the set: expected version {expected} replacing the latest archived version"
                 ),
             )],
-        );
+        ),
+        Ok(Decision::Unavailable) | Err(_) => unavailable(),
     }
-    let row = StoredRow {
-        document_oid,
-        set_oid,
-        version,
-        archived_at: now_utc(),
-        receipt_id: uuid::Uuid::new_v4().to_string(),
-        digest: content_digest,
+}
+
+/// `Err` with the `422` answer when `document` is not a valid archive document.
+#[expect(clippy::result_large_err, reason = "the error is the response itself")]
+fn check_document(archive: &Archive, document: &Value) -> Result<(), Response> {
+    let profile = match archive.profiles.select(document) {
+        Ok(profile) if profile.id().starts_with("kanta/") => profile,
+        Ok(profile) => {
+            return Err(issues_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                vec![issue(
+                    "",
+                    "profile.not-a-document",
+                    &format!("a {} record is not an archive document", profile.id()),
+                )],
+            ));
+        }
+        Err(problem) => {
+            return Err(issues_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                vec![issue(&problem.pointer, &problem.rule, &problem.message)],
+            ));
+        }
     };
-    let inserted = sqlx::query(
-        "INSERT INTO archived (document_oid, set_oid, version, client, doc_type, archived_at, receipt_id, digest, body) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&row.document_oid)
-    .bind(&row.set_oid)
-    .bind(row.version)
-    .bind(text("/header/client/hetu"))
-    .bind(text("/header/documentType/code"))
-    .bind(&row.archived_at)
-    .bind(&row.receipt_id)
-    .bind(&row.digest)
-    .bind(&body_text)
-    .execute(&archive.pool)
-    .await;
-    match inserted {
-        Ok(_) => (StatusCode::CREATED, Json(row.receipt())).into_response(),
-        Err(_) => unavailable(),
+    let problems = archive.profiles.validate_with(profile, document);
+    if !problems.is_empty() {
+        let issues = problems
+            .iter()
+            .map(|p| issue(&p.pointer, &p.rule, &p.message))
+            .collect();
+        return Err(issues_response(StatusCode::UNPROCESSABLE_ENTITY, issues));
     }
+    Ok(())
 }
 
 fn unavailable() -> Response {
@@ -314,6 +336,7 @@ fn unavailable() -> Response {
     )
 }
 
+#[derive(Debug)]
 struct StoredRow {
     document_oid: String,
     set_oid: String,
@@ -333,21 +356,6 @@ impl StoredRow {
             "receiptId": self.receipt_id,
         })
     }
-}
-
-async fn stored(pool: &SqlitePool, document_oid: &str) -> Result<Option<StoredRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT document_oid, set_oid, version, archived_at, receipt_id, digest FROM archived WHERE document_oid = ?")
-        .bind(document_oid)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|r| StoredRow {
-        document_oid: r.get("document_oid"),
-        set_oid: r.get("set_oid"),
-        version: r.get("version"),
-        archived_at: r.get("archived_at"),
-        receipt_id: r.get("receipt_id"),
-        digest: r.get("digest"),
-    }))
 }
 
 async fn fetch(State(archive): State<Archive>, Path(oid): Path<String>) -> Response {
@@ -406,7 +414,8 @@ async fn search(State(archive): State<Archive>, Query(query): Query<SearchQuery>
     let since = query
         .since
         .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.to_string())
+        // The fixed-width form `archived_at` is stored in: text order is time order.
+        .map(gateway::exchange::utc_rfc3339)
         .unwrap_or_default();
     let rows = sqlx::query(
         "SELECT a.body FROM archived a WHERE a.client = ? AND (? = '' OR a.doc_type = ?) AND a.archived_at >= ? \

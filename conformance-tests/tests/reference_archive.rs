@@ -127,3 +127,57 @@ async fn invalid_documents_get_their_issues() {
     .await;
     assert_eq!(status, 422, "an EHR message is not an archive document");
 }
+
+#[tokio::test]
+async fn since_compares_instants_not_texts() {
+    let (base, _dir) = start().await;
+    let document = example("kanta/PAATOS_SOSKU/valid/positive-final.json");
+    let (status, receipt) = post(&base, &document).await;
+    assert_eq!(status, 201, "{receipt}");
+    let hetu = document["header"]["client"]["hetu"].as_str().expect("hetu");
+    // The receipt's own time, and its whole second written without a fraction, in UTC and
+    // in Helsinki time: all are at or before the archiving instant.
+    let archived_at = receipt["archivedAt"].as_str().expect("archivedAt");
+    let second: jiff::Timestamp = format!("{}Z", &archived_at[..19])
+        .parse()
+        .expect("timestamp");
+    let helsinki = second
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Helsinki").expect("zone"))
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    for since in [archived_at.to_owned(), second.to_string(), helsinki] {
+        let found: Value = reqwest::get(format!(
+            "{base}/documents?client={hetu}&since={}",
+            since.replace('+', "%2B")
+        ))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(
+            found["documents"].as_array().map(Vec::len),
+            Some(1),
+            "since={since}: {found}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_of_one_version_archive_it_once() {
+    let (base, _dir) = start().await;
+    let document = example("kanta/PAATOS_SOSKU/valid/positive-final.json");
+    // Twenty sends at once land in the writer's batches together: one is archived, the rest
+    // get the same receipt.
+    let answers = futures::future::join_all((0..20).map(|_| post(&base, &document))).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, receipt)| receipt)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for (status, receipt) in &answers {
+        assert!(*status == 200 || *status == 201, "{status} {receipt}");
+        assert_eq!(receipt["receiptId"], created[0]["receiptId"]);
+    }
+}
