@@ -132,6 +132,57 @@ pub struct AuditEntry {
     pub details: Option<Value>,
 }
 
+impl AuditEntry {
+    /// An entry that is not an exchange of a record (a read of the log, a refused request, an
+    /// operator's check): who, what, how it ended, and the digest of what was asked. The
+    /// record fields are empty; set `details` and the rest as needed.
+    #[must_use]
+    pub fn event(
+        event: &str,
+        direction: impl Into<String>,
+        actor: Actor,
+        outcome: &str,
+        input_digest: String,
+    ) -> Self {
+        Self {
+            exchange_id: String::new(),
+            recorded_at: crate::exchange::now_utc(),
+            event: event.to_owned(),
+            direction: direction.into(),
+            actor,
+            source_system: None,
+            record_type: None,
+            client_hash: None,
+            record_id: None,
+            document_oid: None,
+            set_oid: None,
+            version: None,
+            input_digest,
+            output_digest: None,
+            profiles: Vec::new(),
+            mapping: None,
+            outcome: outcome.to_owned(),
+            issues: Vec::new(),
+            delivery: None,
+            details: None,
+        }
+    }
+
+    /// A read of audit data: who, which operation, the query and how many entries it gave.
+    #[must_use]
+    pub fn read(actor: Actor, operation: &str, query: &serde_json::Value, count: usize) -> Self {
+        let mut entry = Self::event(
+            "audit-read",
+            operation,
+            actor,
+            "read",
+            digest(query.to_string().as_bytes()),
+        );
+        entry.details = Some(serde_json::json!({"query": query, "resultCount": count}));
+        entry
+    }
+}
+
 /// The canonical bytes of an entry, the input of its hash.
 ///
 /// # Errors

@@ -16,6 +16,39 @@ use crate::profiles::{ProfileRegistry, ProfileSource};
 use crate::server::{App, open_store, shutdown_signal};
 use crate::validate::{self, OutputFormat, ValidateOptions};
 
+/// Appends the operator's `gateway audit verify` to the log as a read, under `cli:<user>`.
+async fn log_cli_verification(
+    settings: &Config,
+    store: &crate::store::Store,
+    entries: i64,
+) -> bool {
+    let Ok(key) = crate::server::audit_key(settings) else {
+        return false;
+    };
+    let hasher = crate::audit::ClientHasher::new(&key);
+    let Ok(engine) = crate::server::load_engine(settings, hasher) else {
+        return false;
+    };
+    let gateway = crate::exchange::Gateway::start(
+        std::sync::Arc::new(engine),
+        store.clone(),
+        settings.audit.max_batch,
+    );
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let actor = crate::audit::Actor {
+        subject: format!("cli:{user}"),
+        client_id: None,
+        role: "admin".to_owned(),
+    };
+    let entry = crate::audit::AuditEntry::read(
+        actor,
+        "cli audit verify",
+        &serde_json::json!({}),
+        usize::try_from(entries).unwrap_or(usize::MAX),
+    );
+    gateway.record(entry).await.is_ok()
+}
+
 /// Interoperability gateway for Finnish social rehabilitation records.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about)]
@@ -193,8 +226,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 if serve {
                     let app = App::build(settings).await?;
                     eprintln!(
-                        "gateway listening on http://127.0.0.1:{} (storage: {})",
-                        app.port(),
+                        "gateway listening on {} (storage: {})",
+                        app.url(),
                         app.store().backend_name()
                     );
                     app.run(shutdown_signal()).await?;
@@ -251,6 +284,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 let store = open_store(&settings).await?;
                 let report = verify_log(&store).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
+                // Reading the log is a use of it: the operator's check is logged as well.
+                if !log_cli_verification(&settings, &store, report.entries).await {
+                    eprintln!("note: this verification could not be written to the audit log");
+                }
                 Ok(u8::from(!report.intact))
             });
         }

@@ -36,6 +36,124 @@ pub struct Config {
     pub producer: Producer,
     /// Where accepted documents are delivered.
     pub archive: ArchiveConfig,
+    /// Who may call: OpenID Connect bearer tokens and certificate clients. Off when neither
+    /// an issuer nor a client is configured (then loopback only).
+    pub auth: AuthConfig,
+    /// Serving HTTPS (and asking for client certificates).
+    pub tls: TlsConfig,
+}
+
+/// A role a caller can hold; each route allows only its roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sends and fetches records (exchanges).
+    Integrator,
+    /// Reads and verifies the audit log.
+    Auditor,
+    /// Validates records and runs conformance checks.
+    Vendor,
+    /// Operates the service (deliveries).
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Integrator, Role::Auditor, Role::Vendor, Role::Admin];
+
+    /// The role's name as tokens and the log spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Integrator => "integrator",
+            Role::Auditor => "auditor",
+            Role::Vendor => "vendor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role a name stands for.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.name() == name)
+    }
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The OpenID Provider's issuer URL; its discovery document names the JWKS.
+    pub issuer: Option<String>,
+    /// The audience (`aud`) tokens must carry: this gateway's resource identifier.
+    pub audience: Option<String>,
+    /// The claim holding roles: an array or a space-separated string; a dotted path reaches
+    /// into objects (`realm_access.roles`). Scopes (`scope`, `scp`) are read as well.
+    pub roles_claim: String,
+    /// Prefix of scope values that name roles (`""`: the scope `auditor` grants auditor).
+    pub scope_prefix: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// On a token naming an unknown key, the JWKS is fetched again at most this often.
+    pub jwks_refetch_secs: u64,
+    /// The JWKS is fetched again when older than this, so retired keys stop working.
+    pub jwks_max_age_secs: u64,
+    /// System clients identified by their TLS client certificate.
+    pub clients: Vec<CertificateClient>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: None,
+            roles_claim: "roles".to_owned(),
+            scope_prefix: String::new(),
+            leeway_secs: 30,
+            jwks_refetch_secs: 60,
+            jwks_max_age_secs: 3600,
+            clients: Vec::new(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether any authentication is configured.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        self.issuer.is_some() || !self.clients.is_empty()
+    }
+}
+
+/// A system client known by its certificate: by SHA-256 fingerprint of the certificate, or
+/// by a subject alternative name (DNS name or URI) on a certificate that chains to the
+/// configured client CA. Never by common name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateClient {
+    /// The name the audit log records.
+    pub name: String,
+    /// SHA-256 of the DER certificate, hex (colons allowed).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// An allow-listed subject alternative name (DNS name or URI).
+    #[serde(default)]
+    pub san: Option<String>,
+    /// Its roles.
+    pub roles: Vec<Role>,
+}
+
+/// HTTPS settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM). HTTPS when set.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) client certificates must chain to; asks clients for a
+    /// certificate (optional: token clients need none).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The archive accepted documents are delivered to.
@@ -142,6 +260,8 @@ impl Default for Config {
             limits: Limits::default(),
             producer: Producer::default(),
             archive: ArchiveConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -184,6 +304,9 @@ pub enum ConfigError {
     /// A value does not fit its field; figment's message names the field and the source.
     #[error("configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// Fields that do not fit together.
+    #[error("configuration: {0}")]
+    Rule(String),
     /// The file named does not exist.
     #[error("configuration file {0} does not exist")]
     Missing(PathBuf),
@@ -207,9 +330,63 @@ impl Config {
             "MAPPINGS_DIR",
             "CONFIG",
         ]));
-        figment
+        let config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules between fields that the types alone cannot say.
+    ///
+    /// # Errors
+    /// Names the field.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if auth.issuer.is_some() && auth.audience.is_none() {
+            return Err(ConfigError::Rule(
+                "auth.audience: required when auth.issuer is set (the `aud` tokens must carry)"
+                    .to_owned(),
+            ));
+        }
+        for (i, client) in auth.clients.iter().enumerate() {
+            if client.sha256.is_none() && client.san.is_none() {
+                return Err(ConfigError::Rule(format!(
+                    "auth.clients[{i}] ({}): give `sha256` or `san`; a common name alone never identifies a client",
+                    client.name
+                )));
+            }
+            if let Some(fingerprint) = &client.sha256
+                && crate::auth::certificate::normalise_fingerprint(fingerprint).is_none()
+            {
+                return Err(ConfigError::Rule(format!(
+                    "auth.clients[{i}].sha256: not a SHA-256 fingerprint (64 hex digits)"
+                )));
+            }
+            if client.roles.is_empty() {
+                return Err(ConfigError::Rule(format!(
+                    "auth.clients[{i}].roles: a client needs at least one role"
+                )));
+            }
+        }
+        if !auth.clients.is_empty() && self.tls.client_ca.is_none() {
+            return Err(ConfigError::Rule(
+                "tls.client_ca: required when auth.clients are configured (client certificates must chain to it)"
+                    .to_owned(),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Rule(
+                "tls.cert and tls.key: give both or neither".to_owned(),
+            ));
+        }
+        if self.tls.client_ca.is_some() && self.tls.cert.is_none() {
+            return Err(ConfigError::Rule(
+                "tls.client_ca: needs tls.cert and tls.key (client certificates need HTTPS)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// The database URL in effect.

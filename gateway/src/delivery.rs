@@ -13,7 +13,9 @@
 //! (mutual TLS, rustls with aws-lc-rs) against a configured CA, and a bearer token where one
 //! is configured.
 
-use std::time::Duration;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -21,7 +23,7 @@ use serde_json::{Value, json};
 use crate::audit::{Actor, AuditEntry, LoggedIssue};
 use crate::config::ArchiveConfig;
 use crate::exchange::{Gateway, now_utc, utc_rfc3339};
-use crate::store::{Delivery, Store};
+use crate::store::{AttemptResult, Delivery, Store};
 
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,32 +92,26 @@ async fn attempt(client: &reqwest::Client, url: &str, body: String) -> Attempt {
 }
 
 fn event(row: &Delivery, outcome: &str, details: Value, issues: Vec<LoggedIssue>) -> AuditEntry {
-    AuditEntry {
-        exchange_id: row.exchange_id.clone(),
-        recorded_at: now_utc(),
-        event: "delivery".to_owned(),
-        direction: "gateway-to-archive".to_owned(),
-        actor: Actor {
-            subject: "delivery-worker".to_owned(),
-            client_id: None,
-            role: "system".to_owned(),
-        },
-        source_system: None,
-        record_type: None,
-        client_hash: None,
-        record_id: None,
-        document_oid: Some(row.document_oid.clone()),
-        set_oid: Some(row.set_oid.clone()),
-        version: Some(row.version),
-        input_digest: String::new(),
-        output_digest: None,
-        profiles: Vec::new(),
-        mapping: None,
-        outcome: outcome.to_owned(),
-        issues,
-        delivery: Some(outcome.to_owned()),
-        details: Some(details),
-    }
+    let actor = Actor {
+        subject: "delivery-worker".to_owned(),
+        client_id: None,
+        role: "system".to_owned(),
+    };
+    let mut entry = AuditEntry::event(
+        "delivery",
+        "gateway-to-archive",
+        actor,
+        outcome,
+        String::new(),
+    );
+    entry.exchange_id = row.exchange_id.clone();
+    entry.document_oid = Some(row.document_oid.clone());
+    entry.set_oid = Some(row.set_oid.clone());
+    entry.version = Some(row.version);
+    entry.issues = issues;
+    entry.delivery = Some(outcome.to_owned());
+    entry.details = Some(details);
+    entry
 }
 
 /// The HTTP client for the archive: timeout, CA, client certificate, bearer token.
@@ -174,40 +170,139 @@ pub async fn run(store: Store, gateway: Gateway, config: ArchiveConfig) {
     };
     let base = Duration::from_millis(config.retry_base_ms);
     let max = Duration::from_secs(config.retry_max_secs);
+    // Rows fetched, in flight or being recorded: never fetched twice at once.
+    let busy: Busy = Arc::default();
+    let (finished, results) = tokio::sync::mpsc::channel(IN_FLIGHT * 2);
+    tokio::spawn(record_results(
+        store.clone(),
+        gateway,
+        results,
+        Arc::clone(&busy),
+        base,
+    ));
+    let mut queued: VecDeque<(Delivery, String)> = VecDeque::new();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut last_fetch = Instant::now()
+        .checked_sub(FETCH_EVERY)
+        .unwrap_or_else(Instant::now);
     loop {
-        let due = match store.due_deliveries(&now_utc(), 64).await {
-            Ok(due) => due,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the outbox");
-                Vec::new()
-            }
-        };
-        if due.is_empty() {
+        // Fetch when the queue is empty and there is room, but not on every completion
+        // while deliveries are still mostly in flight.
+        if queued.is_empty()
+            && in_flight.len() < IN_FLIGHT
+            && (in_flight.len() <= IN_FLIGHT / 2 || last_fetch.elapsed() >= FETCH_EVERY)
+        {
+            last_fetch = Instant::now();
+            queued = fetch_due(&store, &busy).await;
+        }
+        while in_flight.len() < IN_FLIGHT
+            && let Some((row, body)) = queued.pop_front()
+        {
+            in_flight.push(deliver_one(&client, &url, row, body, base, max));
+        }
+        if in_flight.is_empty() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        // Every due row is of a different set (a later version waits for its predecessor),
-        // so they can go out side by side (64 at a time).
-        futures::stream::iter(due)
-            .for_each_concurrent(64, |row| {
-                deliver_one(&store, &gateway, &client, &url, row, base, max)
-            })
-            .await;
+        if let Some(result) = in_flight.next().await
+            && finished.send(result).await.is_err()
+        {
+            return;
+        }
     }
 }
 
-async fn deliver_one(
+/// Document OIDs fetched, in flight or being recorded.
+type Busy = Arc<Mutex<HashSet<String>>>;
+
+/// Due rows not already busy, marked busy.
+async fn fetch_due(store: &Store, busy: &Busy) -> VecDeque<(Delivery, String)> {
+    match store
+        .due_deliveries_with_documents(&now_utc(), DUE_PER_ROUND)
+        .await
+    {
+        Ok(rows) => {
+            let Ok(mut busy) = busy.lock() else {
+                return VecDeque::new();
+            };
+            rows.into_iter()
+                .filter(|(row, _)| busy.insert(row.document_oid.clone()))
+                .collect()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the outbox");
+            VecDeque::new()
+        }
+    }
+}
+
+/// Records finished attempts a chunk at a time (the audit events of a chunk share the
+/// writer's transactions, the outbox rows move on in one statement after them), then frees
+/// their rows for the next fetch.
+async fn record_results(
+    store: Store,
+    gateway: Gateway,
+    mut results: tokio::sync::mpsc::Receiver<(AuditEntry, AttemptResult)>,
+    busy: Busy,
+    base: Duration,
+) {
+    let mut chunk = Vec::with_capacity(IN_FLIGHT);
+    while results.recv_many(&mut chunk, IN_FLIGHT).await > 0 {
+        let documents: Vec<String> = chunk
+            .iter()
+            .map(|(_, result)| result.document_oid.clone())
+            .collect();
+        record(&store, &gateway, std::mem::take(&mut chunk), base).await;
+        if let Ok(mut busy) = busy.lock() {
+            for document in &documents {
+                busy.remove(document);
+            }
+        }
+    }
+}
+
+/// Due rows read per fetch.
+const DUE_PER_ROUND: i64 = 4096;
+/// While most deliveries are in flight, the outbox is read at most this often.
+const FETCH_EVERY: Duration = Duration::from_millis(50);
+/// Deliveries in flight.
+const IN_FLIGHT: usize = 256;
+
+/// Audits the attempts, then moves their outbox rows on. An attempt whose audit entry could
+/// not be written leaves its row as it was: it is tried again, and the archive answers a
+/// resend of an archived version with the same receipt, so nothing is archived twice.
+async fn record(
     store: &Store,
     gateway: &Gateway,
+    chunk: Vec<(AuditEntry, AttemptResult)>,
+    base: Duration,
+) {
+    let (entries, results): (Vec<_>, Vec<_>) = chunk.into_iter().unzip();
+    let audited = futures::future::join_all(entries.into_iter().map(|e| gateway.record(e))).await;
+    let audited: Vec<AttemptResult> = results
+        .into_iter()
+        .zip(audited)
+        .filter_map(|(result, audited)| audited.is_ok().then_some(result))
+        .collect();
+    if audited.is_empty() {
+        tracing::warn!("audit log unavailable; delivery results not recorded yet");
+        tokio::time::sleep(base).await;
+        return;
+    }
+    if let Err(error) = store.record_attempts(&audited).await {
+        tracing::warn!(%error, "cannot update the outbox");
+    }
+}
+
+/// One attempt: its audit event and its outbox result.
+async fn deliver_one(
     client: &reqwest::Client,
     url: &str,
     row: Delivery,
+    body: String,
     base: Duration,
     max: Duration,
-) {
-    let Ok(Some(body)) = store.document(&row.document_oid).await else {
-        return;
-    };
+) -> (AuditEntry, AttemptResult) {
     let result = attempt(client, url, body).await;
     let (status, next, error, entry) = match result {
         Attempt::Delivered(receipt) => (
@@ -247,19 +342,13 @@ async fn deliver_one(
             )
         }
     };
-    // The attempt is audited before the outbox moves on: if the log cannot be
-    // written, the row stays due and is tried again.
-    if gateway.record(entry).await.is_err() {
-        tracing::warn!("audit log unavailable; delivery result not recorded yet");
-        tokio::time::sleep(base).await;
-        return;
-    }
-    if let Err(error) = store
-        .record_attempt(&row.document_oid, status, &next, error.as_deref())
-        .await
-    {
-        tracing::warn!(%error, "cannot update the outbox");
-    }
+    let result = AttemptResult {
+        document_oid: row.document_oid,
+        status,
+        next_attempt_at: next,
+        error,
+    };
+    (entry, result)
 }
 
 #[cfg(test)]

@@ -15,13 +15,14 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router, middleware};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::config::Config;
+use crate::auth::{self, Authenticator, Guard};
+use crate::config::{Config, Role};
 use crate::exchange::{ExchangeResult, Gateway, Outcome, now_utc};
 use crate::input::{self, Item};
 use crate::mapping::context::LocalContext;
@@ -38,28 +39,72 @@ pub struct AppState {
     pub store: Store,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Who may call.
+    pub auth: Arc<Authenticator>,
 }
 
 /// Records in flight per NDJSON request.
 const NDJSON_WINDOW: usize = 512;
 
-/// The router.
+/// Exchanges: integration teams.
+pub const EXCHANGE_ROLES: &[Role] = &[Role::Integrator];
+/// `$validate` and `$transform`: vendors checking their exports, and integrators.
+pub const OPERATION_ROLES: &[Role] = &[Role::Vendor, Role::Integrator];
+/// Audit queries, verification and exports.
+pub const AUDIT_ROLES: &[Role] = &[Role::Auditor];
+/// Operations (deliveries).
+pub const ADMIN_ROLES: &[Role] = &[Role::Admin];
+
+/// The roles a route allows (none: open): the one table the router's guards and the
+/// OpenAPI document both read.
+#[must_use]
+pub fn roles_of(path: &str) -> &'static [Role] {
+    if path.starts_with("/exchanges") {
+        EXCHANGE_ROLES
+    } else if path == "/$validate" || path == "/$transform" {
+        OPERATION_ROLES
+    } else if path.starts_with("/audit") {
+        AUDIT_ROLES
+    } else if path == "/deliveries" {
+        ADMIN_ROLES
+    } else {
+        &[]
+    }
+}
+
+/// The router. Each group of routes sits behind a guard that allows only its roles;
+/// `/metadata`, `/healthz`, `/readyz` and `/openapi.json` are open.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_bytes;
-    Router::new()
+    let guarded = |allowed: &'static [Role], routes: Router<AppState>| {
+        let guard = Guard {
+            auth: Arc::clone(&state.auth),
+            gateway: state.gateway.clone(),
+            allowed,
+        };
+        routes.route_layer(middleware::from_fn_with_state(guard, auth::guard))
+    };
+    let exchanges = Router::new()
         .route("/exchanges/apotti-to-kanta", post(apotti_to_kanta))
         .route("/exchanges/kanta-to-apotti", post(kanta_to_apotti))
-        .route("/exchanges/{id}", get(exchange_status))
+        .route("/exchanges/from-archive", post(from_archive))
+        .route("/exchanges/{id}", get(exchange_status));
+    let operations = Router::new()
         .route("/$validate", post(validate))
-        .route("/$transform", post(transform))
+        .route("/$transform", post(transform));
+    let audit = Router::new()
+        .route("/audit/entries", get(audit_entries))
+        .route("/audit/verify", get(audit_verify));
+    let admin = Router::new().route("/deliveries", get(deliveries));
+    Router::new()
+        .merge(guarded(roles_of("/exchanges"), exchanges))
+        .merge(guarded(roles_of("/$validate"), operations))
+        .merge(guarded(roles_of("/audit"), audit))
+        .merge(guarded(roles_of("/deliveries"), admin))
         .route("/metadata", get(metadata))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
-        .route("/audit/entries", get(audit_entries))
-        .route("/audit/verify", get(audit_verify))
-        .route("/deliveries", get(deliveries))
-        .route("/exchanges/from-archive", post(from_archive))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -69,7 +114,8 @@ fn outcome_response(status: StatusCode, issues: &[Issue]) -> Response {
     (status, Json(OperationOutcome::from_issues(issues, "ok"))).into_response()
 }
 
-fn unavailable() -> Response {
+/// 503: the audit log cannot be written, so nothing is done.
+pub(crate) fn unavailable() -> Response {
     outcome_response(
         StatusCode::SERVICE_UNAVAILABLE,
         &[Issue::error(
@@ -100,10 +146,11 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         (status = 503, description = "The audit log cannot be written: nothing accepted", body = Object)))]
 pub(crate) async fn apotti_to_kanta(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    exchange(state, Direction::Forward, headers, body).await
+    exchange(state, Direction::Forward, actor, headers, body).await
 }
 
 #[utoipa::path(post, path = "/exchanges/kanta-to-apotti", tag = "exchanges",
@@ -114,10 +161,11 @@ pub(crate) async fn apotti_to_kanta(
         (status = 503, description = "The audit log cannot be written", body = Object)))]
 pub(crate) async fn kanta_to_apotti(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    exchange(state, Direction::Backward, headers, body).await
+    exchange(state, Direction::Backward, actor, headers, body).await
 }
 
 fn result_json(result: ExchangeResult) -> Value {
@@ -145,11 +193,12 @@ fn result_json(result: ExchangeResult) -> Value {
 async fn exchange(
     state: AppState,
     direction: Direction,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     if is_ndjson(&headers) {
-        return ndjson_exchange(state, direction, body);
+        return ndjson_exchange(state, direction, actor, body);
     }
     let limit = state.config.limits.body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
@@ -169,7 +218,7 @@ async fn exchange(
         }
     };
     let timeout = Duration::from_secs(state.config.limits.request_timeout_secs);
-    match tokio::time::timeout(timeout, exchange_document(&state, direction, &bytes)).await {
+    match tokio::time::timeout(timeout, exchange_document(&state, direction, actor, &bytes)).await {
         Ok(response) => response,
         Err(_) => outcome_response(
             StatusCode::GATEWAY_TIMEOUT,
@@ -214,18 +263,19 @@ fn records_of(value: Value) -> (bool, Vec<Result<Value, Issue>>) {
     (false, vec![Ok(value)])
 }
 
-fn actor_of() -> Actor {
-    Actor::local()
-}
-
-async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes) -> Response {
+async fn exchange_document(
+    state: &AppState,
+    direction: Direction,
+    actor: Actor,
+    bytes: &Bytes,
+) -> Response {
     let parsed = input::parse_line(bytes, false, usize::MAX);
     let record = match parsed {
         Some(Item::Record(value)) => value,
         Some(Item::Broken(issue)) => {
             return match state
                 .gateway
-                .exchange(direction, Err(issue), actor_of())
+                .exchange(direction, Err(issue), actor.clone())
                 .await
             {
                 Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(result))).into_response(),
@@ -241,7 +291,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
             );
             return match state
                 .gateway
-                .exchange(direction, Err(issue), actor_of())
+                .exchange(direction, Err(issue), actor.clone())
                 .await
             {
                 Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(result))).into_response(),
@@ -254,7 +304,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
         let Some(record) = records.into_iter().next() else {
             return unavailable();
         };
-        return match state.gateway.exchange(direction, record, actor_of()).await {
+        return match state.gateway.exchange(direction, record, actor).await {
             Ok(result) => {
                 let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::OK);
                 (status, Json(result_json(result))).into_response()
@@ -262,7 +312,7 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
             Err(_) => unavailable(),
         };
     }
-    batch_response(state, direction, records).await
+    batch_response(state, direction, &actor, records).await
 }
 
 /// Runs every record as an exchange (concurrently; the writer batches them) and answers with a
@@ -270,11 +320,12 @@ async fn exchange_document(state: &AppState, direction: Direction, bytes: &Bytes
 async fn batch_response(
     state: &AppState,
     direction: Direction,
+    actor: &Actor,
     records: Vec<Result<Value, Issue>>,
 ) -> Response {
     let futures = records
         .into_iter()
-        .map(|record| state.gateway.exchange(direction, record, actor_of()));
+        .map(|record| state.gateway.exchange(direction, record, actor.clone()));
     let mut entries = Vec::new();
     for result in futures::future::join_all(futures).await {
         match result {
@@ -289,7 +340,7 @@ async fn batch_response(
         .into_response()
 }
 
-fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Response {
+fn ndjson_exchange(state: AppState, direction: Direction, actor: Actor, body: Body) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let max_line = state.config.limits.ndjson_line_bytes;
     tokio::spawn(async move {
@@ -345,10 +396,10 @@ fn ndjson_exchange(state: AppState, direction: Direction, body: Body) -> Respons
                     Item::Envelope(value) => Ok(value),
                 };
                 let gateway = state.gateway.clone();
+                let actor = actor.clone();
                 pending_lines.push_back(line_no);
-                in_flight.push_back(async move {
-                    gateway.exchange(direction, record, actor_of()).await
-                });
+                in_flight
+                    .push_back(async move { gateway.exchange(direction, record, actor).await });
                 while in_flight.len() >= NDJSON_WINDOW {
                     if let Some(result) = in_flight.next().await
                         && !send_line(&sender, pending_lines.pop_front(), result).await
@@ -397,9 +448,24 @@ async fn send_line(
     responses((status = 200, description = "The exchange's audit entries", body = Object), (status = 404, description = "Unknown exchange", body = Object)))]
 pub(crate) async fn exchange_status(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    match state.store.entries_of_exchange(&id).await {
+    let rows = state.store.entries_of_exchange(&id).await;
+    if let Ok(rows) = &rows {
+        let read = AuditRead {
+            actor,
+            operation: "GET /exchanges/{id}",
+            record_type: None,
+            client_hash: None,
+            query: json!({"exchangeId": id}),
+            result_count: rows.len(),
+        };
+        if log_read(&state, read).await.is_err() {
+            return unavailable();
+        }
+    }
+    match rows {
         Ok(rows) if rows.is_empty() => outcome_response(
             StatusCode::NOT_FOUND,
             &[Issue::error(
@@ -515,6 +581,43 @@ pub(crate) async fn transform(
     }
 }
 
+/// The `security` block of `/metadata`: whether authentication is on, how, and which roles
+/// each group of routes allows.
+fn security(state: &AppState) -> Value {
+    let names = |roles: &[Role]| roles.iter().map(|r| r.name()).collect::<Vec<_>>();
+    let roles = json!({
+        "/exchanges/*": names(EXCHANGE_ROLES),
+        "/$validate, /$transform": names(OPERATION_ROLES),
+        "/audit/*": names(AUDIT_ROLES),
+        "/deliveries": names(ADMIN_ROLES),
+    });
+    let tls = state.config.tls.cert.is_some();
+    if !state.auth.enabled() {
+        return json!({
+            "authentication": "off",
+            "description": "authentication is not configured: the gateway listens on loopback only and every caller is `local` with every role",
+            "tls": tls,
+        });
+    }
+    let mut service = Vec::new();
+    if state.auth.issuer().is_some() {
+        service.push(json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}], "text": "OpenID Connect bearer tokens"}));
+    }
+    if !state.config.auth.clients.is_empty() {
+        service.push(
+            json!({"text": "TLS client certificates (by fingerprint or subject alternative name)"}),
+        );
+    }
+    json!({
+        "authentication": "on",
+        "service": service,
+        "issuer": state.auth.issuer(),
+        "audience": state.config.auth.audience,
+        "tls": tls,
+        "roles": roles,
+    })
+}
+
 #[utoipa::path(get, path = "/metadata", tag = "service",
     responses((status = 200, description = "CapabilityStatement-like description with profile and mapping hashes", body = Object)))]
 pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
@@ -538,10 +641,7 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
         "software": {"name": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Interoperability gateway for Finnish social rehabilitation records (Apotti-like EHR ⇄ Kanta-style archive)"},
         "format": ["application/json", "application/x-ndjson"],
-        "security": {
-            "authentication": "off",
-            "description": "authentication is not configured: the gateway listens on loopback only"
-        },
+        "security": security(&state),
         "storage": format!("{:?}", state.store.backend()),
         "rest": [{
             "mode": "server",
@@ -603,6 +703,7 @@ pub struct AuditQuery {
     responses((status = 200, description = "Entries", body = Object)))]
 pub(crate) async fn audit_entries(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Query(query): Query<AuditQuery>,
 ) -> Response {
     let engine = state.gateway.engine();
@@ -631,32 +732,15 @@ pub(crate) async fn audit_entries(
         Err(_) => return unavailable(),
     };
     // Reading audit data is itself a use of client data: log who looked.
-    let read = AuditEntry {
-        exchange_id: String::new(),
-        recorded_at: now_utc(),
-        event: "audit-read".to_owned(),
-        direction: "read".to_owned(),
-        actor: actor_of(),
-        source_system: None,
+    let read = AuditRead {
+        actor,
+        operation: "GET /audit/entries",
         record_type: query.record_type.clone(),
         client_hash: filter.client_hash.clone(),
-        record_id: None,
-        document_oid: None,
-        set_oid: None,
-        version: None,
-        input_digest: audit::digest(format!("{filter:?}").as_bytes()),
-        output_digest: None,
-        profiles: Vec::new(),
-        mapping: None,
-        outcome: "read".to_owned(),
-        issues: Vec::new(),
-        delivery: None,
-        details: Some(json!({
-            "query": {"client": query.client.is_some(), "actor": query.actor, "from": from, "to": to, "outcome": query.outcome, "type": query.record_type, "cursor": query.cursor, "limit": limit},
-            "resultCount": rows.len(),
-        })),
+        query: json!({"client": query.client.is_some(), "actor": query.actor, "from": from, "to": to, "outcome": query.outcome, "type": query.record_type, "cursor": query.cursor, "limit": limit}),
+        result_count: rows.len(),
     };
-    if state.gateway.record(read).await.is_err() {
+    if log_read(&state, read).await.is_err() {
         return unavailable();
     }
     let next = (rows.len() as i64 == limit)
@@ -708,14 +792,30 @@ pub(crate) async fn audit_entries(
 
 #[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, description = "The chain is intact", body = Object), (status = 409, description = "The chain is broken: the first modified, deleted, inserted or reordered entry", body = Object)))]
-pub(crate) async fn audit_verify(State(state): State<AppState>) -> Response {
+pub(crate) async fn audit_verify(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
     match verify_log(&state.store).await {
         Ok(report) => {
+            let read = AuditRead {
+                actor,
+                operation: "GET /audit/verify",
+                record_type: None,
+                client_hash: None,
+                query: json!({}),
+                result_count: usize::try_from(report.entries).unwrap_or(usize::MAX),
+            };
+            // The report holds no client data, and a tampered chain may refuse every new
+            // entry: the auditor still gets the report, told whether the read was logged.
+            let logged = log_read(&state, read).await.is_ok();
             let status = if report.intact {
                 StatusCode::OK
             } else {
                 StatusCode::CONFLICT
             };
+            let mut report = serde_json::to_value(&report).unwrap_or(Value::Null);
+            report["readLogged"] = json!(logged);
             (status, Json(report)).into_response()
         }
         Err(_) => unavailable(),
@@ -741,6 +841,7 @@ pub(crate) struct FromArchive {
         (status = 502, description = "The archive could not be reached or refused the query", body = Object)))]
 pub(crate) async fn from_archive(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Json(query): Json<FromArchive>,
 ) -> Response {
     let Some(archive) = state.config.archive.url.clone() else {
@@ -800,6 +901,7 @@ pub(crate) async fn from_archive(
     batch_response(
         &state,
         Direction::Backward,
+        &actor,
         documents.into_iter().map(Ok).collect(),
     )
     .await
@@ -831,6 +933,25 @@ pub(crate) async fn deliveries(
         Ok(rows) => Json(json!({ "deliveries": rows })).into_response(),
         Err(_) => unavailable(),
     }
+}
+
+/// A read of audit data, as the log records it.
+struct AuditRead {
+    actor: Actor,
+    operation: &'static str,
+    record_type: Option<String>,
+    client_hash: Option<String>,
+    query: Value,
+    result_count: usize,
+}
+
+/// Writes who looked at audit data, what they asked and how many entries they got: reading
+/// client data is a use the client may ask about (Act 703/2023).
+async fn log_read(state: &AppState, read: AuditRead) -> Result<(), crate::exchange::Unavailable> {
+    let mut entry = AuditEntry::read(read.actor, read.operation, &read.query, read.result_count);
+    entry.record_type = read.record_type;
+    entry.client_hash = read.client_hash;
+    state.gateway.record(entry).await
 }
 
 /// Re-checks the whole chain.

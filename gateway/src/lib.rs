@@ -5,6 +5,7 @@
 //! {identifiers, outcome}).
 
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -20,5 +21,6 @@ pub mod outcome;
 pub mod profiles;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod validate;
 mod writer;

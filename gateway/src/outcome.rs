@@ -48,6 +48,10 @@ pub enum IssueCode {
     CodeInvalid,
     /// Processing failed for another reason.
     Processing,
+    /// The caller is not authenticated (FHIR `login`).
+    Login,
+    /// The caller lacks the role (FHIR `forbidden`).
+    Forbidden,
     /// Informational: no problem.
     Informational,
 }

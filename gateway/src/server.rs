@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::audit::ClientHasher;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::exchange::{Engine, Gateway};
 use crate::http::{self, AppState};
@@ -20,6 +21,7 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
 }
 
@@ -107,11 +109,14 @@ impl App {
     /// # Errors
     /// A message naming what is wrong (configuration, profiles, mappings, database, port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.check()?;
         anyhow::ensure!(
-            config.listen.ip().is_loopback(),
-            "refusing to listen on {} without authentication; authentication is not configured, so the gateway serves loopback only",
+            config.listen.ip().is_loopback() || config.auth.enabled(),
+            "refusing to listen on {} without authentication; authentication is not configured (no [auth] issuer or clients), so the gateway serves loopback only",
             config.listen
         );
+        let tls = crate::tls::server_config(&config.tls)?;
+        let auth = Arc::new(Authenticator::from_config(&config).await?);
         let hasher = ClientHasher::new(&audit_key(&config)?);
         let engine = Arc::new(load_engine(&config, hasher)?);
         let store = open_store(&config).await?;
@@ -127,13 +132,28 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        tracing::warn!("authentication is off: serving loopback only");
+        if auth.enabled() {
+            tracing::info!(
+                issuer = auth.issuer().unwrap_or("none"),
+                certificate_clients = config.auth.clients.len(),
+                "authentication is on"
+            );
+            if tls.is_none() && !config.listen.ip().is_loopback() {
+                tracing::warn!(
+                    "serving plain HTTP beyond loopback: bearer tokens cross the network in clear unless a TLS proxy stands in front"
+                );
+            }
+        } else {
+            tracing::warn!("authentication is off: serving loopback only");
+        }
         Ok(Self {
             listener,
+            tls,
             state: AppState {
                 gateway,
                 store,
                 config: Arc::new(config),
+                auth,
             },
         })
     }
@@ -142,6 +162,19 @@ impl App {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Where it serves: scheme, address and port (loopback shown as `127.0.0.1`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        match self.listener.local_addr() {
+            Ok(address) if address.ip().is_unspecified() => {
+                format!("{scheme}://0.0.0.0:{}", address.port())
+            }
+            Ok(address) => format!("{scheme}://{address}"),
+            Err(_) => format!("{scheme}://{}", self.state.config.listen),
+        }
     }
 
     /// The store (tests inspect it).
@@ -160,9 +193,29 @@ impl App {
     ) -> anyhow::Result<()> {
         let router =
             http::router(self.state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        tracing::info!(address = %self.listener.local_addr()?, "gateway listening");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+        let address = self.listener.local_addr()?;
+        let Some(tls) = self.tls else {
+            tracing::info!(%address, "gateway listening (HTTP)");
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+            return Ok(());
+        };
+        tracing::info!(%address, "gateway listening (HTTPS)");
+        let listener = self.listener.into_std()?;
+        // tokio panics on a blocking socket.
+        listener.set_nonblocking(true)?;
+        let handle = axum_server::Handle::new();
+        let grace = std::time::Duration::from_secs(self.state.config.limits.shutdown_grace_secs);
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopper.graceful_shutdown(Some(grace));
+        });
+        axum_server::from_tcp(listener)?
+            .acceptor(crate::tls::ClientCertificateAcceptor::new(tls))
+            .handle(handle)
+            .serve(router.into_make_service())
             .await?;
         Ok(())
     }

@@ -752,6 +752,19 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+/// The result of one delivery attempt, as the outbox keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    /// The document.
+    pub document_oid: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: &'static str,
+    /// When to try again (RFC 3339), or now when settled.
+    pub next_attempt_at: String,
+    /// Why it did not go through.
+    pub error: Option<String>,
+}
+
 fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
     Ok(Delivery {
         document_oid: row.try_get("document_oid")?,
@@ -797,26 +810,6 @@ pub async fn write_outbox(
 }
 
 impl Store {
-    /// Deliveries that are due, oldest set versions first, never a version whose predecessor
-    /// in the set is not delivered yet.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn due_deliveries(&self, now: &str, limit: i64) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at, last_error \
-             FROM outbox o WHERE status = 'pending' AND next_attempt_at <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.set_oid = o.set_oid AND p.version < o.version \
-                             AND p.status <> 'delivered') \
-             ORDER BY set_oid, version LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(delivery).collect()
-    }
-
     /// Deliveries by status (`pending`, `delivered`, `failed`), for the status API.
     ///
     /// # Errors
@@ -833,27 +826,72 @@ impl Store {
         rows.iter().map(delivery).collect()
     }
 
-    /// Records the result of an attempt.
+    /// Pending rows whose next attempt is due, never a version whose predecessor is not
+    /// delivered yet (so every row returned is of a different set), each with its stored
+    /// document, in one query.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn record_attempt(
+    pub async fn due_deliveries_with_documents(
         &self,
-        document_oid: &str,
-        status: &str,
-        next_attempt_at: &str,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
-             WHERE document_oid = $4",
+        now: &str,
+        limit: i64,
+    ) -> Result<Vec<(Delivery, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.document_oid, o.exchange_id, o.set_oid, o.version, o.status, o.attempts, \
+             o.next_attempt_at, o.last_error, d.body \
+             FROM outbox o JOIN documents d ON d.document_oid = o.document_oid \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.set_oid = o.set_oid AND p.version < o.version \
+                             AND p.status <> 'delivered') \
+             ORDER BY o.set_oid, o.version LIMIT $2",
         )
-        .bind(status)
-        .bind(next_attempt_at)
-        .bind(error.map(str::to_owned))
-        .bind(document_oid)
-        .execute(&self.pool)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
         .await?;
+        rows.iter()
+            .map(|row| Ok((delivery(row)?, row.try_get("body")?)))
+            .collect()
+    }
+
+    /// Records the results of many attempts in one transaction (one commit for a whole round
+    /// of deliveries).
+    ///
+    /// # Errors
+    /// Database errors; then none of them is recorded and the rows stay due.
+    pub async fn record_attempts(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // This commit need not wait for the disk: the attempts' audit events are already
+            // durable, and an outbox row that a crash puts back to `pending` is only sent
+            // again, which the archive answers with the same receipt (exactly once holds).
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for chunk in results.chunks(CHUNK) {
+            // One statement per chunk: UPDATE … FROM (VALUES …), which both backends have
+            // (VALUES columns are named column1… on both).
+            let sql = format!(
+                "UPDATE outbox SET status = v.status, attempts = outbox.attempts + 1, \
+                 next_attempt_at = v.next_attempt_at, last_error = v.last_error \
+                 FROM (SELECT column1 AS document_oid, column2 AS status, \
+                 column3 AS next_attempt_at, column4 AS last_error FROM (VALUES {}) AS t) AS v \
+                 WHERE outbox.document_oid = v.document_oid",
+                value_rows(self.backend, chunk.len(), 4)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for result in chunk {
+                query = query
+                    .bind(result.document_oid.as_str())
+                    .bind(result.status)
+                    .bind(result.next_attempt_at.as_str())
+                    .bind(result.error.clone());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

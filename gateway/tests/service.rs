@@ -512,6 +512,20 @@ async fn self_description_health_and_openapi() {
         "{openapi}"
     );
     assert!(openapi["paths"]["/audit/verify"]["get"].is_object());
+    // Each guarded operation names the roles it allows; the open ones need nothing.
+    assert_eq!(
+        openapi["paths"]["/audit/entries"]["get"]["security"],
+        json!([{"bearer": ["auditor"]}])
+    );
+    assert_eq!(
+        openapi["paths"]["/$validate"]["post"]["security"],
+        json!([{"bearer": ["vendor", "integrator"]}])
+    );
+    assert!(openapi["paths"]["/metadata"]["get"]["security"].is_null());
+    assert_eq!(
+        openapi["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 
     let (status, verdict) = app.post("/$validate", &decision()).await;
     assert_eq!(status, 200);

@@ -3,6 +3,8 @@
 //! CI (`CI=true`), where they must run.
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+pub mod oidc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
