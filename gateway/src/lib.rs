@@ -18,6 +18,7 @@ pub mod map_cli;
 pub mod mapping;
 pub mod openapi;
 pub mod outcome;
+pub mod parallel;
 pub mod profiles;
 pub mod server;
 pub mod store;

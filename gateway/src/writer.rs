@@ -17,10 +17,12 @@ use tokio::sync::mpsc;
 use crate::audit::{self, AuditEntry, LoggedIssue, MappingStamp};
 use crate::exchange::{Engine, ExchangeResult, Job, Outcome, Prepared, Unavailable, now_utc};
 use crate::identifiers;
+use crate::mapping::Mapped;
 use crate::mapping::context::{CASE_KIND, LocalContext, crosswalk_refs, identity};
 use crate::mapping::engine::Direction;
 use crate::mapping::plan::{MappingPlan, Source};
 use crate::outcome::{Issue, IssueCode};
+use crate::parallel;
 use crate::store::{self, CrosswalkRow, DocumentRow, EntryRow, KeyedCrosswalk, Store, StoreError};
 
 type Key = (String, String, String);
@@ -97,7 +99,7 @@ fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
 }
 
 /// The batch's view of the database, updated as its jobs are decided.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct State {
     year: i64,
     crosswalk: HashMap<Key, CrosswalkRow>,
@@ -155,7 +157,7 @@ async fn commit(
     store: &Store,
     batch: &[Job],
 ) -> Result<Vec<ExchangeResult>, StoreError> {
-    let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(engine, job)).collect();
+    let facts: Vec<Option<Facts<'_>>> = parallel::map_slice(batch, |job| facts(engine, job));
     let backend = store.backend();
     let (mut tx, mut seq, mut hash) = store.begin_write().await?;
 
@@ -220,11 +222,23 @@ async fn commit(
         state.bodies.insert(oid, body);
     }
 
-    // Decide every job in order.
+    // Decide every job in order: ids first, mappings in parallel, or (when a mapping fails or
+    // a resend needs a document made in this batch) one job after the other.
+    let loaded = state.clone();
+    let decided = match decide_in_parallel(engine, &mut state, batch, &facts) {
+        Some(decided) => decided,
+        None => {
+            state = loaded;
+            batch
+                .iter()
+                .zip(&facts)
+                .map(|(job, facts)| decide(engine, &mut state, job, facts.as_ref()))
+                .collect()
+        }
+    };
     let mut results = Vec::with_capacity(batch.len());
     let mut entries = Vec::with_capacity(batch.len());
-    for (job, facts) in batch.iter().zip(&facts) {
-        let (result, entry) = decide(engine, &mut state, job, facts.as_ref());
+    for (result, entry) in decided {
         seq += 1;
         let json = audit::canonical(&entry)
             .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
@@ -269,14 +283,149 @@ async fn commit(
     Ok(results)
 }
 
+/// One job decided, or decided but for its mapping.
+enum Step<'b> {
+    Done(ExchangeResult, AuditEntry),
+    Map(Planned<'b>),
+}
+
+/// An exchange whose ids are decided and whose mapping has yet to run.
+struct Planned<'b> {
+    plan: &'b MappingPlan,
+    record: &'b Value,
+    direction: Direction,
+    context: Box<LocalContext>,
+    entry: AuditEntry,
+    /// Forward only: the version this exchange makes, if its mapping succeeds.
+    version: Option<NewVersion>,
+}
+
+/// The crosswalk row and document a forward exchange makes.
+struct NewVersion {
+    key: Key,
+    row: CrosswalkRow,
+}
+
+/// Decides one job, mapping included.
 fn decide(
     engine: &Engine,
     state: &mut State,
     job: &Job,
     facts: Option<&Facts<'_>>,
 ) -> (ExchangeResult, AuditEntry) {
+    match step(engine, state, job, facts) {
+        Step::Done(result, entry) => (result, entry),
+        Step::Map(planned) => {
+            let mapped = map_planned(engine, &planned);
+            if let (Some(version), Some(_)) = (&planned.version, &mapped.document) {
+                state.put_crosswalk(version.key.clone(), version.row.clone());
+            }
+            finish(engine, state, job, planned, mapped)
+        }
+    }
+}
+
+/// Decides the batch's ids one job after the other, then runs all mappings in parallel.
+///
+/// Every later decision assumes that earlier mappings succeed, so the result equals
+/// [`decide`] job by job unless a mapping fails or a resend needs the document of an earlier
+/// job of the batch; then it returns `None` and the caller decides job by job.
+fn decide_in_parallel(
+    engine: &Engine,
+    state: &mut State,
+    batch: &[Job],
+    facts: &[Option<Facts<'_>>],
+) -> Option<Vec<(ExchangeResult, AuditEntry)>> {
+    let mut steps = Vec::with_capacity(batch.len());
+    let mut made_here = std::collections::HashSet::new();
+    for (job, facts) in batch.iter().zip(facts) {
+        let step = step(engine, state, job, facts.as_ref());
+        match &step {
+            Step::Map(planned) => {
+                if let Some(version) = &planned.version {
+                    made_here.insert(version.row.latest_document.clone());
+                    state.put_crosswalk(version.key.clone(), version.row.clone());
+                }
+            }
+            Step::Done(result, _) => {
+                if result.outcome == Outcome::Duplicate
+                    && result
+                        .document_oid
+                        .as_ref()
+                        .is_some_and(|oid| made_here.contains(oid))
+                {
+                    return None;
+                }
+            }
+        }
+        steps.push(step);
+    }
+    // Mappings run apart from the batch's order; each result goes back to its place.
+    let mut places = Vec::with_capacity(steps.len());
+    let mut planned = Vec::new();
+    for step in steps {
+        match step {
+            Step::Map(one) => {
+                places.push(None);
+                planned.push(one);
+            }
+            Step::Done(result, entry) => places.push(Some((result, entry))),
+        }
+    }
+    let mapped = parallel::map_owned(planned, |planned| {
+        let result = map_planned(engine, &planned);
+        (planned, result)
+    });
+    if mapped.iter().any(|(_, result)| result.document.is_none()) {
+        return None;
+    }
+    let mut mapped = mapped.into_iter();
+    let mut decided = Vec::with_capacity(batch.len());
+    for (job, place) in batch.iter().zip(places) {
+        decided.push(match place {
+            Some(done) => done,
+            None => {
+                let (planned, result) = mapped.next()?;
+                finish(engine, state, job, planned, result)
+            }
+        });
+    }
+    Some(decided)
+}
+
+fn map_planned(engine: &Engine, planned: &Planned<'_>) -> Mapped {
+    engine.mappings.run_checked(
+        &engine.profiles,
+        planned.plan,
+        planned.record,
+        planned.direction,
+        &*planned.context,
+        false,
+    )
+}
+
+/// A job's outcome once its mapping has run (the crosswalk row is already put).
+fn finish(
+    engine: &Engine,
+    state: &mut State,
+    job: &Job,
+    planned: Planned<'_>,
+    mapped: Mapped,
+) -> (ExchangeResult, AuditEntry) {
+    match planned.direction {
+        Direction::Forward => finish_forward(engine, state, job, planned, mapped),
+        Direction::Backward => finish_backward(engine, job, planned, mapped),
+    }
+}
+
+fn step<'b>(
+    engine: &Engine,
+    state: &mut State,
+    job: &'b Job,
+    facts: Option<&Facts<'b>>,
+) -> Step<'b> {
     match (&job.prepared, facts) {
-        (Prepared::Entry(entry), _) => (
+        (Prepared::Entry(entry), _) => Step::Done(
             ExchangeResult {
                 exchange_id: job.exchange_id.clone(),
                 outcome: Outcome::Accepted,
@@ -306,7 +455,7 @@ fn decide(
         ) => {
             let mut entry = base_entry(engine, job, record.as_ref());
             entry.profiles = profile.iter().cloned().collect();
-            refused(job, entry, issues.clone(), 422)
+            done(refused(job, entry, issues.clone(), 422))
         }
         (
             Prepared::Valid {
@@ -324,7 +473,7 @@ fn decide(
             });
             match job.direction {
                 Direction::Forward => forward(engine, state, job, facts, record, entry),
-                Direction::Backward => backward(engine, state, job, facts, record, entry),
+                Direction::Backward => backward(engine, state, facts, record, entry),
             }
         }
         (Prepared::Valid { .. }, None) => {
@@ -335,19 +484,23 @@ fn decide(
                 "",
                 "the record could not be prepared",
             );
-            refused(job, entry, vec![issue], 422)
+            done(refused(job, entry, vec![issue], 422))
         }
     }
 }
 
-fn forward(
+fn done<'b>((result, entry): (ExchangeResult, AuditEntry)) -> Step<'b> {
+    Step::Done(result, entry)
+}
+
+fn forward<'b>(
     engine: &Engine,
     state: &mut State,
     job: &Job,
-    facts: &Facts<'_>,
-    record: &Value,
+    facts: &Facts<'b>,
+    record: &'b Value,
     mut entry: AuditEntry,
-) -> (ExchangeResult, AuditEntry) {
+) -> Step<'b> {
     let plan = facts.plan;
     let Some(root) = facts.root.clone() else {
         let issue = Issue::error(
@@ -356,7 +509,7 @@ fn forward(
             "/SOURCE_ORG_ID",
             "no custodian OID root for this Y-tunnus",
         );
-        return refused(job, entry, vec![issue], 422);
+        return done(refused(job, entry, vec![issue], 422));
     };
     let Some((kind, source_id)) = facts.identity.clone() else {
         let issue = Issue::error(
@@ -365,7 +518,7 @@ fn forward(
             "",
             "the record has no id the crosswalk can keep",
         );
-        return refused(job, entry, vec![issue], 422);
+        return done(refused(job, entry, vec![issue], 422));
     };
     let system = facts.source_system.clone();
     let key = (system.clone(), kind.clone(), source_id.clone());
@@ -385,7 +538,7 @@ fn forward(
                 .bodies
                 .get(&row.latest_document)
                 .map(|b| audit::digest(b.as_bytes()));
-            return (
+            return Step::Done(
                 ExchangeResult {
                     exchange_id: job.exchange_id.clone(),
                     outcome: Outcome::Duplicate,
@@ -408,7 +561,7 @@ fn forward(
                     facts.revision, row.latest_version
                 ),
             );
-            return refused(job, entry, vec![issue], 409);
+            return done(refused(job, entry, vec![issue], 409));
         }
         Some(row) if row.latest_version > 0 && facts.revision < row.latest_revision => {
             let issue = Issue::error(
@@ -420,7 +573,7 @@ fn forward(
                     facts.revision, row.latest_revision
                 ),
             );
-            return refused(job, entry, vec![issue], 409);
+            return done(refused(job, entry, vec![issue], 409));
         }
         Some(row) if row.latest_version > 0 => {
             let document_oid = state.allocate(&root, 13);
@@ -479,45 +632,71 @@ fn forward(
         context.set("replaces", replaces);
     }
 
-    let mapped = engine.mappings.run_checked(
-        &engine.profiles,
-        plan,
-        record,
-        Direction::Forward,
-        &context,
-        false,
-    );
-    let Some(document) = mapped.document else {
-        return refused(job, entry, mapped.issues, 422);
-    };
-    let body = serde_json::to_string(&document).unwrap_or_default();
-    entry.output_digest = Some(audit::digest(body.as_bytes()));
-    state.bodies.insert(document_oid.clone(), body.clone());
-    state.documents.push(DocumentRow {
-        document_oid: document_oid.clone(),
-        set_oid: set_oid.clone(),
-        version,
-        exchange_id: job.exchange_id.clone(),
-        body,
-    });
-    state.put_crosswalk(
+    let version = NewVersion {
         key,
-        CrosswalkRow {
-            set_oid: set_oid.clone(),
+        row: CrosswalkRow {
+            set_oid,
             latest_version: version,
-            latest_document: document_oid.clone(),
+            latest_document: document_oid,
             latest_revision: facts.revision,
             content_digest: facts.digest.clone(),
             exchange_id: job.exchange_id.clone(),
         },
-    );
+    };
+    Step::Map(Planned {
+        plan,
+        record,
+        direction: Direction::Forward,
+        context: Box::new(context),
+        entry,
+        version: Some(version),
+    })
+}
+
+fn finish_forward(
+    engine: &Engine,
+    state: &mut State,
+    job: &Job,
+    planned: Planned<'_>,
+    mapped: Mapped,
+) -> (ExchangeResult, AuditEntry) {
+    let Planned {
+        plan,
+        mut entry,
+        version,
+        ..
+    } = planned;
+    let Some(document) = mapped.document else {
+        return refused(job, entry, mapped.issues, 422);
+    };
+    let Some(NewVersion { row, .. }) = version else {
+        let issue = Issue::error(
+            IssueCode::Processing,
+            "exchange.internal",
+            "",
+            "the record could not be prepared",
+        );
+        return refused(job, entry, vec![issue], 422);
+    };
+    let body = serde_json::to_string(&document).unwrap_or_default();
+    entry.output_digest = Some(audit::digest(body.as_bytes()));
+    state
+        .bodies
+        .insert(row.latest_document.clone(), body.clone());
+    state.documents.push(DocumentRow {
+        document_oid: row.latest_document.clone(),
+        set_oid: row.set_oid.clone(),
+        version: row.latest_version,
+        exchange_id: job.exchange_id.clone(),
+        body,
+    });
     if let Some(kanta) = engine.profiles.get(&plan.header.kanta) {
         entry.profiles.push(kanta.stamp().clone());
     }
     entry.outcome = Outcome::Accepted.as_str().to_owned();
-    entry.document_oid = Some(document_oid.clone());
-    entry.set_oid = Some(set_oid);
-    entry.version = Some(version);
+    entry.document_oid = Some(row.latest_document.clone());
+    entry.set_oid = Some(row.set_oid);
+    entry.version = Some(row.latest_version);
     entry.delivery = Some("pending".to_owned());
     (
         ExchangeResult {
@@ -525,22 +704,21 @@ fn forward(
             outcome: Outcome::Accepted,
             status: 201,
             document: Some(document),
-            document_oid: Some(document_oid),
-            version: Some(version),
+            document_oid: Some(row.latest_document),
+            version: Some(row.latest_version),
             issues: Vec::new(),
         },
         entry,
     )
 }
 
-fn backward(
+fn backward<'b>(
     engine: &Engine,
     state: &State,
-    job: &Job,
-    facts: &Facts<'_>,
-    document: &Value,
+    facts: &Facts<'b>,
+    document: &'b Value,
     mut entry: AuditEntry,
-) -> (ExchangeResult, AuditEntry) {
+) -> Step<'b> {
     let plan = facts.plan;
     let mut context = context_for(engine);
     for (kind, oid) in &facts.refs {
@@ -568,14 +746,25 @@ fn backward(
         .and_then(Value::as_str)
         .map(str::to_owned);
     entry.version = document.pointer("/header/version").and_then(Value::as_i64);
-    let mapped = engine.mappings.run_checked(
-        &engine.profiles,
+    Step::Map(Planned {
         plan,
-        document,
-        Direction::Backward,
-        &context,
-        false,
-    );
+        record: document,
+        direction: Direction::Backward,
+        context: Box::new(context),
+        entry,
+        version: None,
+    })
+}
+
+fn finish_backward(
+    engine: &Engine,
+    job: &Job,
+    planned: Planned<'_>,
+    mapped: Mapped,
+) -> (ExchangeResult, AuditEntry) {
+    let Planned {
+        plan, mut entry, ..
+    } = planned;
     let Some(message) = mapped.document else {
         return refused(job, entry, mapped.issues, 422);
     };
@@ -704,4 +893,183 @@ fn context_for(engine: &Engine) -> LocalContext {
     context.set("custodian_type", json!(engine.producer.custodian_type));
     context.set("language", json!(engine.producer.language));
     context
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Actor, ClientHasher};
+    use crate::config::Config;
+
+    fn example(path: &str) -> Value {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../profiles/examples")
+            .join(path);
+        let text = std::fs::read_to_string(file).expect("example");
+        serde_json::from_str(&text).expect("json")
+    }
+
+    fn decision(n: usize, revision: i64, text: &str, msg: &str) -> Value {
+        let mut record = example("apotti/SOSKU_DECISION/valid/positive-approved.json");
+        record["DECISION"]["DECISION_ID"] = json!(format!("SD-BATCH-{n}"));
+        record["DECISION"]["REVISION"] = json!(revision);
+        record["DECISION"]["JUSTIFICATION_TEXT"] = json!(text);
+        record["MSG_ID"] = json!(msg);
+        record
+    }
+
+    /// A batch in which records depend on each other, in the order a stream would bring them.
+    fn dependent_records() -> Vec<Value> {
+        let mut records = Vec::new();
+        for n in 0..30 {
+            records.push(decision(n, 1, "Ensimmäinen.", &format!("M-{n}-1")));
+        }
+        for n in 0..10 {
+            records.push(decision(n, 2, "Täydennetty.", &format!("M-{n}-2")));
+        }
+        for n in 0..5 {
+            records.push(decision(n, 2, "Täydennetty.", &format!("M-{n}-2-again")));
+        }
+        for n in 5..10 {
+            records.push(decision(n, 2, "Toinen.", &format!("M-{n}-2-other")));
+        }
+        records
+    }
+
+    fn jobs(engine: &Engine, records: Vec<Value>) -> Vec<Job> {
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(n, record)| {
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let prepared = match engine.profiles.select(&record) {
+                    Ok(profile) if engine.profiles.validate_with(profile, &record).is_empty() => {
+                        Prepared::Valid {
+                            plan: engine
+                                .mappings
+                                .plans
+                                .iter()
+                                .position(|plan| plan.header.apotti == profile.id())
+                                .expect("plan"),
+                            profile: profile.stamp().clone(),
+                            record,
+                        }
+                    }
+                    _ => panic!("record {n} is not valid"),
+                };
+                Job {
+                    exchange_id: format!("exchange-{n}"),
+                    direction: Direction::Forward,
+                    actor: Actor::local(),
+                    input_digest: String::new(),
+                    prepared,
+                    reply,
+                }
+            })
+            .collect()
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}/gateway.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// What a caller sees of an answer, and what the log keeps of it (the time left out).
+    fn seen(results: &[ExchangeResult]) -> Vec<Value> {
+        results
+            .iter()
+            .map(|result| {
+                json!({
+                    "result": result,
+                    "status": result.status,
+                    "issues": result.issues.iter().map(|i| (&i.rule, &i.pointer)).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
+
+    /// Commits `records` as one batch and one job at a time, on two stores; the answers agree.
+    async fn together_and_one_by_one(engine: &Engine, records: Vec<Value>) -> Vec<u16> {
+        let batch = jobs(engine, records);
+        assert!(
+            batch.len() >= 2 * 8,
+            "large enough to be mapped in parallel"
+        );
+        let whole = tempfile::tempdir().expect("dir");
+        let together = commit(engine, &store(&whole).await, &batch)
+            .await
+            .expect("commit");
+        let single = tempfile::tempdir().expect("dir");
+        let single_store = store(&single).await;
+        let mut one_by_one = Vec::new();
+        for job in &batch {
+            let mut result = commit(engine, &single_store, std::slice::from_ref(job))
+                .await
+                .expect("commit");
+            one_by_one.append(&mut result);
+        }
+        assert_eq!(seen(&together), seen(&one_by_one));
+        together.iter().map(|r| r.status).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_batch_answers_as_one_job_after_the_other() {
+        let engine = crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
+            .expect("engine");
+        let statuses = together_and_one_by_one(&engine, dependent_records()).await;
+        assert_eq!(&statuses[..30], &[201; 30]);
+        assert_eq!(&statuses[30..40], &[201; 10], "revisions");
+        assert_eq!(
+            &statuses[40..45],
+            &[200; 5],
+            "resends of this batch's versions"
+        );
+        assert_eq!(&statuses[45..], &[409; 5], "conflicts");
+
+        // A record that cannot be mapped, amid others.
+        let mut records = dependent_records();
+        let mut unmappable =
+            example("apotti/SOSKU_DECISION/valid/voided-restricted-untranslated-municipality.json");
+        unmappable["DECISION"]["DECISION_ID"] = json!("SD-BATCH-UNMAPPABLE");
+        records.insert(30, unmappable.clone());
+        records.insert(31, unmappable);
+        let statuses = together_and_one_by_one(&engine, records).await;
+        assert_eq!(statuses[30], 422, "the record that cannot be mapped");
+        assert_eq!(
+            statuses[31], 422,
+            "sent again: never accepted, so no duplicate"
+        );
+        assert_eq!(&statuses[32..42], &[201; 10], "revisions");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_without_dependencies_is_mapped_in_parallel_with_the_same_answers() {
+        let engine = crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
+            .expect("engine");
+        let records: Vec<Value> = (0..40)
+            .map(|n| decision(n, 1, "Ensimmäinen.", &format!("M-{n}")))
+            .collect();
+        let batch = jobs(&engine, records);
+        let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(&engine, job)).collect();
+        let mut parallel_state = State {
+            year: 2026,
+            ..State::default()
+        };
+        let mut serial_state = parallel_state.clone();
+        let in_parallel = decide_in_parallel(&engine, &mut parallel_state, &batch, &facts)
+            .expect("no dependencies: decided in parallel");
+        let serial: Vec<(ExchangeResult, AuditEntry)> = batch
+            .iter()
+            .zip(&facts)
+            .map(|(job, facts)| decide(&engine, &mut serial_state, job, facts.as_ref()))
+            .collect();
+        let results = |decided: &[(ExchangeResult, AuditEntry)]| {
+            decided.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(seen(&results(&in_parallel)), seen(&results(&serial)));
+        assert_eq!(parallel_state.documents.len(), 40);
+        assert_eq!(parallel_state.crosswalk_writes.len(), 40);
+    }
 }

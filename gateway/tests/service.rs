@@ -313,6 +313,113 @@ async fn ndjson_stream(db: Db) {
 }
 on_both!(ndjson_streams_are_answered_line_by_line, ndjson_stream);
 
+/// Records that depend on each other inside one stream (a revision after its first version, a
+/// resend, a conflict, a record that cannot be mapped) get the answers they would get one
+/// request at a time: the writer decides a batch's ids in order even when it maps in parallel.
+async fn dependent_records_in_one_stream(db: Db) {
+    let Some(app) = TestApp::start(db).await else {
+        return;
+    };
+    let base = decision();
+    let record = |n: usize, revision: i64, text: &str, msg: &str| {
+        let mut record = base.clone();
+        record["DECISION"]["DECISION_ID"] = json!(format!("SD-DEP-{n}"));
+        record["DECISION"]["REVISION"] = json!(revision);
+        record["DECISION"]["JUSTIFICATION_TEXT"] = json!(text);
+        record["MSG_ID"] = json!(msg);
+        record
+    };
+    let mut unmappable =
+        example("apotti/SOSKU_DECISION/valid/voided-restricted-untranslated-municipality.json");
+    unmappable["DECISION"]["DECISION_ID"] = json!("SD-DEP-UNMAPPABLE");
+    let mut lines = Vec::new();
+    for n in 0..40 {
+        lines.push(record(n, 1, "Ensimmäinen.", &format!("M-{n}-1")));
+    }
+    lines.push(unmappable);
+    for n in 0..20 {
+        lines.push(record(n, 2, "Täydennetty.", &format!("M-{n}-2")));
+    }
+    for n in 0..10 {
+        lines.push(record(n, 2, "Täydennetty.", &format!("M-{n}-2-again")));
+    }
+    for n in 10..20 {
+        lines.push(record(n, 2, "Toinen sisältö.", &format!("M-{n}-2-other")));
+    }
+    lines.push(record(39, 1, "Ensimmäinen.", "M-39-1-again"));
+    let body: String = lines
+        .iter()
+        .map(|record| serde_json::to_string(record).expect("json") + "\n")
+        .collect();
+    let response = app
+        .client
+        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("body");
+    let answers: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(answers.len(), 82);
+    for (n, answer) in answers[..40].iter().enumerate() {
+        assert_eq!(answer["outcome"], "accepted", "line {n}: {answer}");
+        assert_eq!(answer["version"], 1, "line {n}");
+    }
+    let refused = &answers[40];
+    assert_eq!(refused["status"], 422, "{refused}");
+    assert_eq!(
+        refused["operationOutcome"]["issue"][0]["details"]["coding"][0]["code"],
+        "mapping:municipality",
+        "{refused}"
+    );
+    for n in 0..20 {
+        let revision = &answers[41 + n];
+        assert_eq!(revision["outcome"], "accepted", "{revision}");
+        assert_eq!(revision["version"], 2);
+        assert_eq!(
+            revision["document"]["header"]["replaces"],
+            json!({"documentOid": answers[n]["documentOid"], "version": 1})
+        );
+    }
+    for n in 0..10 {
+        let resend = &answers[61 + n];
+        assert_eq!(resend["outcome"], "duplicate", "{resend}");
+        assert_eq!(resend["documentOid"], answers[41 + n]["documentOid"]);
+        assert_eq!(resend["document"], answers[41 + n]["document"]);
+    }
+    for n in 10..20 {
+        let conflict = &answers[61 + n];
+        assert_eq!(conflict["status"], 409, "{conflict}");
+    }
+    assert_eq!(answers[81]["outcome"], "duplicate");
+    assert_eq!(answers[81]["documentOid"], answers[39]["documentOid"]);
+    let oids: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .filter(|a| a["outcome"] == "accepted")
+        .filter_map(|a| a["documentOid"].as_str())
+        .collect();
+    assert_eq!(oids.len(), 60, "every version has its own OID");
+    assert_eq!(
+        app.store
+            .count(gateway::store::Table::Documents)
+            .await
+            .expect("count"),
+        60
+    );
+    let report = verify_intact(&app).await;
+    assert_eq!(report["entries"], 82);
+    app.stop().await;
+}
+on_both!(
+    dependent_records_in_one_stream_get_the_answers_of_one_by_one,
+    dependent_records_in_one_stream
+);
+
 async fn batches(db: Db) {
     let Some(app) = TestApp::start(db).await else {
         return;
