@@ -236,12 +236,12 @@ async fn commit(
                 .collect()
         }
     };
+    let texts = parallel::map_slice(&decided, |(_, entry)| audit::canonical(entry));
     let mut results = Vec::with_capacity(batch.len());
     let mut entries = Vec::with_capacity(batch.len());
-    for (result, entry) in decided {
+    for ((result, entry), json) in decided.into_iter().zip(texts) {
         seq += 1;
-        let json = audit::canonical(&entry)
-            .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        let json = json.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
         let entry_hash = audit::chain_hash(&hash, &json);
         entries.push(EntryRow {
             seq,
@@ -320,7 +320,7 @@ fn decide(
             if let (Some(version), Some(_)) = (&planned.version, &mapped.document) {
                 state.put_crosswalk(version.key.clone(), version.row.clone());
             }
-            finish(engine, state, job, planned, mapped)
+            finish(engine, state, job, planned, mapped, None)
         }
     }
 }
@@ -374,9 +374,16 @@ fn decide_in_parallel(
     }
     let mapped = parallel::map_owned(planned, |planned| {
         let result = map_planned(engine, &planned);
-        (planned, result)
+        let body = result
+            .document
+            .as_ref()
+            .and_then(|document| serde_json::to_string(document).ok());
+        (planned, result, body)
     });
-    if mapped.iter().any(|(_, result)| result.document.is_none()) {
+    if mapped
+        .iter()
+        .any(|(_, result, _)| result.document.is_none())
+    {
         return None;
     }
     let mut mapped = mapped.into_iter();
@@ -385,8 +392,8 @@ fn decide_in_parallel(
         decided.push(match place {
             Some(done) => done,
             None => {
-                let (planned, result) = mapped.next()?;
-                finish(engine, state, job, planned, result)
+                let (planned, result, body) = mapped.next()?;
+                finish(engine, state, job, planned, result, body)
             }
         });
     }
@@ -404,17 +411,19 @@ fn map_planned(engine: &Engine, planned: &Planned<'_>) -> Mapped {
     )
 }
 
-/// A job's outcome once its mapping has run (the crosswalk row is already put).
+/// A job's outcome once its mapping has run (the crosswalk row is already put); `body` is
+/// the document serialized, when that was done already.
 fn finish(
     engine: &Engine,
     state: &mut State,
     job: &Job,
     planned: Planned<'_>,
     mapped: Mapped,
+    body: Option<String>,
 ) -> (ExchangeResult, AuditEntry) {
     match planned.direction {
-        Direction::Forward => finish_forward(engine, state, job, planned, mapped),
-        Direction::Backward => finish_backward(engine, job, planned, mapped),
+        Direction::Forward => finish_forward(engine, state, job, planned, mapped, body),
+        Direction::Backward => finish_backward(engine, job, planned, mapped, body),
     }
 }
 
@@ -659,6 +668,7 @@ fn finish_forward(
     job: &Job,
     planned: Planned<'_>,
     mapped: Mapped,
+    body: Option<String>,
 ) -> (ExchangeResult, AuditEntry) {
     let Planned {
         plan,
@@ -678,7 +688,7 @@ fn finish_forward(
         );
         return refused(job, entry, vec![issue], 422);
     };
-    let body = serde_json::to_string(&document).unwrap_or_default();
+    let body = body.unwrap_or_else(|| serde_json::to_string(&document).unwrap_or_default());
     entry.output_digest = Some(audit::digest(body.as_bytes()));
     state
         .bodies
@@ -761,6 +771,7 @@ fn finish_backward(
     job: &Job,
     planned: Planned<'_>,
     mapped: Mapped,
+    body: Option<String>,
 ) -> (ExchangeResult, AuditEntry) {
     let Planned {
         plan, mut entry, ..
@@ -772,9 +783,8 @@ fn finish_backward(
         entry.profiles.push(import.stamp().clone());
     }
     entry.outcome = Outcome::Accepted.as_str().to_owned();
-    entry.output_digest = Some(audit::digest(
-        &serde_json::to_vec(&message).unwrap_or_default(),
-    ));
+    let body = body.unwrap_or_else(|| serde_json::to_string(&message).unwrap_or_default());
+    entry.output_digest = Some(audit::digest(body.as_bytes()));
     (
         ExchangeResult {
             exchange_id: job.exchange_id.clone(),
