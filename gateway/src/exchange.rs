@@ -229,12 +229,53 @@ impl Gateway {
         record: Result<Value, Issue>,
         actor: Actor,
     ) -> Result<ExchangeResult, Unavailable> {
+        let ready = self.ready(direction, record)?;
+        self.enqueue(actor, ready).await?.await
+    }
+
+    /// The part of an exchange that needs no order and no database: the input digest, the
+    /// profile and the source validation. Streams run it for many records at once.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the record cannot even be serialized for its digest.
+    pub fn ready(
+        &self,
+        direction: Direction,
+        record: Result<Value, Issue>,
+    ) -> Result<Ready, Unavailable> {
         let input_digest = match &record {
             Ok(value) => audit::digest(&serde_json::to_vec(value).map_err(|_| Unavailable)?),
             Err(issue) => audit::digest(issue.message.as_bytes()),
         };
-        let prepared = self.prepare(direction, record);
-        self.submit(direction, actor, input_digest, prepared).await
+        Ok(Ready {
+            direction,
+            input_digest,
+            prepared: self.prepare(direction, record),
+        })
+    }
+
+    /// Hands a ready exchange to the writer, in the order of the calls; the returned future
+    /// gives its committed answer.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the writer has stopped.
+    pub async fn enqueue(
+        &self,
+        actor: Actor,
+        ready: Ready,
+    ) -> Result<impl Future<Output = Result<ExchangeResult, Unavailable>> + use<>, Unavailable>
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            exchange_id: uuid::Uuid::new_v4().to_string(),
+            direction: ready.direction,
+            actor,
+            input_digest: ready.input_digest,
+            prepared: ready.prepared,
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| Unavailable)?;
+        Ok(async move { answer.await.map_err(|_| Unavailable)? })
     }
 
     /// Appends an entry of its own (an audit read) to the log.
@@ -261,18 +302,21 @@ impl Gateway {
         input_digest: String,
         prepared: Prepared,
     ) -> Result<ExchangeResult, Unavailable> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            exchange_id: uuid::Uuid::new_v4().to_string(),
+        let ready = Ready {
             direction,
-            actor,
             input_digest,
             prepared,
-            reply,
         };
-        self.jobs.send(job).await.map_err(|_| Unavailable)?;
-        answer.await.map_err(|_| Unavailable)?
+        self.enqueue(actor, ready).await?.await
     }
+}
+
+/// An exchange checked and digested, waiting for its turn at the writer.
+#[derive(Debug)]
+pub struct Ready {
+    direction: Direction,
+    input_digest: String,
+    prepared: Prepared,
 }
 
 /// Now, RFC 3339 UTC with microseconds (fixed width, so text order is time order).

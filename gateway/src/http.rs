@@ -46,6 +46,9 @@ pub struct AppState {
 /// Records in flight per NDJSON request.
 const NDJSON_WINDOW: usize = 512;
 
+/// Records per NDJSON request being parsed and checked at once, ahead of the writer.
+const NDJSON_PREPARING: usize = 64;
+
 /// Exchanges: integration teams.
 pub const EXCHANGE_ROLES: &[Role] = &[Role::Integrator];
 /// `$validate` and `$transform`: vendors checking their exports, and integrators.
@@ -348,9 +351,7 @@ fn ndjson_exchange(state: AppState, direction: Direction, actor: Actor, body: Bo
         let mut buffer: Vec<u8> = Vec::new();
         let mut overflowed = false;
         let mut line_no = 0u64;
-        let mut in_flight: futures::stream::FuturesOrdered<_> =
-            futures::stream::FuturesOrdered::new();
-        let mut pending_lines: VecDeque<u64> = VecDeque::new();
+        let mut records = StreamedRecords::new(state.gateway.clone(), actor, sender);
         let mut finished = false;
         while !finished {
             let chunk = match stream.next().await {
@@ -387,33 +388,15 @@ fn ndjson_exchange(state: AppState, direction: Direction, actor: Actor, body: Bo
             }
             for (line, over) in lines {
                 line_no += 1;
-                let Some(item) = input::parse_line(&line, over, max_line) else {
+                if !over && line.trim_ascii().is_empty() {
                     continue;
-                };
-                let record = match item {
-                    Item::Record(value) => Ok(value),
-                    Item::Broken(issue) => Err(issue),
-                    Item::Envelope(value) => Ok(value),
-                };
-                let gateway = state.gateway.clone();
-                let actor = actor.clone();
-                pending_lines.push_back(line_no);
-                in_flight
-                    .push_back(async move { gateway.exchange(direction, record, actor).await });
-                while in_flight.len() >= NDJSON_WINDOW {
-                    if let Some(result) = in_flight.next().await
-                        && !send_line(&sender, pending_lines.pop_front(), result).await
-                    {
-                        return;
-                    }
+                }
+                if !records.push(line_no, line, over, max_line, direction).await {
+                    return;
                 }
             }
         }
-        while let Some(result) = in_flight.next().await {
-            if !send_line(&sender, pending_lines.pop_front(), result).await {
-                return;
-            }
-        }
+        records.finish().await;
     });
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
@@ -426,11 +409,128 @@ fn ndjson_exchange(state: AppState, direction: Direction, actor: Actor, body: Bo
     response
 }
 
-async fn send_line(
-    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+/// The records of one NDJSON request on their way: parsed and checked many at a time on the
+/// runtime's workers, handed to the writer strictly in line order (so a revision that follows
+/// its first version in the stream stays after it), and answered in line order.
+struct StreamedRecords {
+    gateway: Gateway,
+    actor: Actor,
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    preparing: futures::stream::FuturesOrdered<
+        tokio::task::JoinHandle<Result<crate::exchange::Ready, crate::exchange::Unavailable>>,
+    >,
+    preparing_lines: VecDeque<u64>,
+    answering: futures::stream::FuturesOrdered<tokio::task::JoinHandle<Bytes>>,
+    answering_lines: VecDeque<u64>,
+}
+
+impl StreamedRecords {
+    fn new(
+        gateway: Gateway,
+        actor: Actor,
+        sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ) -> Self {
+        Self {
+            gateway,
+            actor,
+            sender,
+            preparing: futures::stream::FuturesOrdered::new(),
+            preparing_lines: VecDeque::new(),
+            answering: futures::stream::FuturesOrdered::new(),
+            answering_lines: VecDeque::new(),
+        }
+    }
+
+    /// Takes one line; `false` when the client has gone away.
+    async fn push(
+        &mut self,
+        line_no: u64,
+        line: Vec<u8>,
+        overflowed: bool,
+        max_line: usize,
+        direction: Direction,
+    ) -> bool {
+        let gateway = self.gateway.clone();
+        self.preparing.push_back(tokio::spawn(async move {
+            let record = match input::parse_line(&line, overflowed, max_line) {
+                Some(Item::Record(value) | Item::Envelope(value)) => Ok(value),
+                Some(Item::Broken(issue)) => Err(issue),
+                None => Err(Issue::error(
+                    IssueCode::Structure,
+                    "input.empty",
+                    "",
+                    "the line is empty",
+                )),
+            };
+            gateway.ready(direction, record)
+        }));
+        self.preparing_lines.push_back(line_no);
+        while self.preparing.len() >= NDJSON_PREPARING {
+            if !self.hand_over_next().await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Hands the next checked record to the writer; `false` when the client has gone away.
+    async fn hand_over_next(&mut self) -> bool {
+        let Some(prepared) = self.preparing.next().await else {
+            return true;
+        };
+        let line = self.preparing_lines.pop_front();
+        let answer = match prepared {
+            Ok(Ok(ready)) => self.gateway.enqueue(self.actor.clone(), ready).await,
+            Ok(Err(unavailable)) => Err(unavailable),
+            Err(_) => Err(crate::exchange::Unavailable),
+        };
+        self.answering.push_back(tokio::spawn(async move {
+            let result = match answer {
+                Ok(answer) => answer.await,
+                Err(unavailable) => Err(unavailable),
+            };
+            result_line(line, result)
+        }));
+        self.answering_lines.push_back(line.unwrap_or_default());
+        while self.answering.len() >= NDJSON_WINDOW {
+            if !self.send_next().await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends the next answer line; `false` when the client has gone away.
+    async fn send_next(&mut self) -> bool {
+        let Some(answered) = self.answering.next().await else {
+            return true;
+        };
+        let line = self.answering_lines.pop_front();
+        let bytes =
+            answered.unwrap_or_else(|_| result_line(line, Err(crate::exchange::Unavailable)));
+        self.sender.send(Ok(bytes)).await.is_ok()
+    }
+
+    /// Answers every record still on its way.
+    async fn finish(mut self) {
+        while !self.preparing.is_empty() {
+            if !self.hand_over_next().await {
+                return;
+            }
+        }
+        while !self.answering.is_empty() {
+            if !self.send_next().await {
+                return;
+            }
+        }
+    }
+}
+
+/// One NDJSON answer line.
+fn result_line(
     line: Option<u64>,
     result: Result<ExchangeResult, crate::exchange::Unavailable>,
-) -> bool {
+) -> Bytes {
     let mut value = match result {
         Ok(result) => result_json(result),
         Err(_) => {
@@ -440,7 +540,7 @@ async fn send_line(
     value["line"] = json!(line);
     let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
     bytes.push(b'\n');
-    sender.send(Ok(Bytes::from(bytes))).await.is_ok()
+    Bytes::from(bytes)
 }
 
 #[utoipa::path(get, path = "/exchanges/{id}", tag = "exchanges",
