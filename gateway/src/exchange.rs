@@ -60,6 +60,10 @@ pub struct ExchangeResult {
     /// The mapped document or import message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<Value>,
+    /// The same document as compact JSON text, when the writer has it already (streams
+    /// answer with it instead of serializing the document again).
+    #[serde(skip)]
+    pub document_text: Option<String>,
     /// Document OID of the version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_oid: Option<String>,

@@ -531,14 +531,30 @@ fn result_line(
     line: Option<u64>,
     result: Result<ExchangeResult, crate::exchange::Unavailable>,
 ) -> Bytes {
-    let mut value = match result {
-        Ok(result) => result_json(result),
+    let (mut value, text) = match result {
+        Ok(mut result) => match result.document_text.take() {
+            // The writer's text of the document goes in as it is, not serialized again.
+            Some(text) => {
+                result.document = None;
+                (result_json(result), Some(text))
+            }
+            None => (result_json(result), None),
+        },
         Err(_) => {
-            json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")})
+            let value = json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")});
+            (value, None)
         }
     };
     value["line"] = json!(line);
     let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+    if let Some(text) = text
+        && bytes.last() == Some(&b'}')
+    {
+        bytes.pop();
+        bytes.extend_from_slice(b",\"document\":");
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(b'}');
+    }
     bytes.push(b'\n');
     Bytes::from(bytes)
 }

@@ -440,6 +440,7 @@ fn step<'b>(
                 outcome: Outcome::Accepted,
                 status: 200,
                 document: None,
+                document_text: None,
                 document_oid: None,
                 version: None,
                 issues: Vec::new(),
@@ -552,6 +553,10 @@ fn forward<'b>(
                     exchange_id: job.exchange_id.clone(),
                     outcome: Outcome::Duplicate,
                     status: 200,
+                    document_text: document
+                        .is_some()
+                        .then(|| state.bodies.get(&row.latest_document).cloned())
+                        .flatten(),
                     document,
                     document_oid: Some(row.latest_document.clone()),
                     version: Some(row.latest_version),
@@ -693,6 +698,7 @@ fn finish_forward(
     state
         .bodies
         .insert(row.latest_document.clone(), body.clone());
+    let text = body.clone();
     state.documents.push(DocumentRow {
         document_oid: row.latest_document.clone(),
         set_oid: row.set_oid.clone(),
@@ -714,6 +720,7 @@ fn finish_forward(
             outcome: Outcome::Accepted,
             status: 201,
             document: Some(document),
+            document_text: Some(text),
             document_oid: Some(row.latest_document),
             version: Some(row.latest_version),
             issues: Vec::new(),
@@ -791,6 +798,7 @@ fn finish_backward(
             outcome: Outcome::Accepted,
             status: 200,
             document: Some(message),
+            document_text: Some(body),
             document_oid: entry.document_oid.clone(),
             version: entry.version,
             issues: Vec::new(),
@@ -854,6 +862,7 @@ fn refused(
             outcome: Outcome::Refused,
             status,
             document: None,
+            document_text: None,
             document_oid: None,
             version: None,
             issues,
