@@ -7,6 +7,8 @@
 //! - single-record exchanges, open loop at a fixed 1 000/s for 10 s: latency percentiles;
 //! - one NDJSON request of 100 000 records: records per second.
 //!
+//! `LOAD_BACKEND=sqlite|postgres` runs one backend only; `LOAD_ONLY=ndjson` only the stream.
+//!
 //! The client runs on the same 2-core machine as the server (as a co-located load generator
 //! would), so the figures are conservative. `LOAD_SECONDS` shortens or lengthens the runs.
 
@@ -205,6 +207,8 @@ fn main() {
             Some(url) => backends.push(("postgres", Some(url))),
             None => println!("postgres: not reachable at 127.0.0.1:5432, skipped"),
         }
+        let wanted = std::env::var("LOAD_BACKEND").unwrap_or_default();
+        backends.retain(|(name, _)| wanted.is_empty() || *name == wanted);
         for (name, url) in backends {
             let dir = tempfile::tempdir().expect("dir");
             let (base, stop) = start(url, dir.path()).await;
