@@ -132,21 +132,28 @@ pub fn custodian_oid_root(ytunnus: &str) -> Option<String> {
 /// arc with a leading zero; the `oid` format.
 #[must_use]
 pub fn is_oid(value: &str) -> bool {
-    let mut arcs = 0;
-    for (index, arc) in value.split('.').enumerate() {
-        let bytes = arc.as_bytes();
-        if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
-            return false;
-        }
-        if bytes.len() > 1 && bytes[0] == b'0' {
-            return false;
-        }
-        if index == 0 && !matches!(bytes, b"0" | b"1" | b"2") {
-            return false;
-        }
-        arcs += 1;
+    // One pass over the bytes: it runs for every OID of every document validated.
+    let bytes = value.as_bytes();
+    let (Some(first), Some(b'.')) = (bytes.first(), bytes.get(1)) else {
+        return false;
+    };
+    if !matches!(first, b'0'..=b'2') {
+        return false;
     }
-    arcs >= 2
+    let mut arc_start = true;
+    let mut leading_zero = false;
+    for &byte in bytes.get(2..).unwrap_or_default() {
+        match byte {
+            b'.' if !arc_start => arc_start = true,
+            b'0'..=b'9' if arc_start => {
+                leading_zero = byte == b'0';
+                arc_start = false;
+            }
+            b'0'..=b'9' if !leading_zero => {}
+            _ => return false,
+        }
+    }
+    !arc_start
 }
 
 /// `true` when `child` is an OID strictly below the arc `parent`.
@@ -369,6 +376,33 @@ mod tests {
             Some("1.2.246.10.22295006")
         );
         assert_eq!(custodian_oid_root("0201256-5"), None);
+    }
+
+    #[test]
+    fn oid_check_agrees_with_splitting_on_dots() {
+        fn by_arcs(value: &str) -> bool {
+            let arcs: Vec<&str> = value.split('.').collect();
+            arcs.len() >= 2
+                && matches!(arcs[0], "0" | "1" | "2")
+                && arcs.iter().all(|arc| {
+                    !arc.is_empty()
+                        && arc.bytes().all(|b| b.is_ascii_digit())
+                        && !(arc.len() > 1 && arc.starts_with('0'))
+                })
+        }
+        let alphabet = ['0', '1', '2', '9', '.', 'a'];
+        let mut texts = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.len() == texts.last().map_or(0, String::len))
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        for text in &texts {
+            assert_eq!(is_oid(text), by_arcs(text), "{text:?}");
+        }
     }
 
     #[test]

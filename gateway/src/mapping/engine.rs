@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 
 use super::MappingSet;
 use super::concepts::ConceptError;
-use super::plan::{Compute, Condition, Convert, GroupPlan, MappingPlan, Ptr, Rule, Shape, Source};
+use super::plan::{
+    Compute, Condition, Convert, GroupPlan, MappingPlan, Ptr, Rule, Rules, Shape, Source,
+};
+use super::writes::Pending;
 use crate::outcome::{Issue, IssueCode};
 use crate::profiles::rules::round_half_away;
 
@@ -139,6 +142,28 @@ struct Run<'a> {
     row_number: usize,
 }
 
+/// Where a scope's rules write: its target, or the slots of its write tree, which are built
+/// into the target when the scope ends ([`super::writes`]).
+struct Out<'t> {
+    target: &'t mut Value,
+    pending: Option<Pending>,
+    /// The slot of the rule running now.
+    slot: Option<usize>,
+}
+
+impl Out<'_> {
+    fn put(&mut self, write: &Ptr, value: Value) {
+        let place = match (&mut self.pending, self.slot) {
+            (Some(pending), Some(slot)) => pending.get_mut(slot),
+            _ => None,
+        };
+        match place {
+            Some(place) => *place = Some(value),
+            None => write.set(self.target, value),
+        }
+    }
+}
+
 /// Runs `plan` on `input`.
 #[must_use]
 pub fn run(
@@ -192,31 +217,41 @@ impl Run<'_> {
     /// Runs rules in scope; returns how many values came from the input (not constants).
     fn rules(
         &mut self,
-        rules: &[Rule],
+        rules: &Rules,
         source: &Value,
         target: &mut Value,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
+        let tree = rules.writes(self.forward());
+        let mut out = Out {
+            target,
+            pending: tree.map(super::writes::WriteTree::pending),
+            slot: None,
+        };
         let mut from_input = 0;
-        for rule in rules {
+        for (index, rule) in rules.iter().enumerate() {
             if let Some(condition) = &rule.when
-                && !self.holds(condition, source, target)
+                && !self.holds(condition, source, out.target)
             {
                 continue;
             }
+            out.slot = tree.and_then(|tree| tree.slot(index));
             from_input += match &rule.shape {
-                Shape::Field => self.field(rule, source, target, source_path, target_path),
+                Shape::Field => self.field(rule, source, &mut out, source_path, target_path),
                 Shape::Each(nested) => {
-                    self.each(rule, nested, source, target, source_path, target_path)
+                    self.each(rule, nested, source, &mut out, source_path, target_path)
                 }
                 Shape::Single(nested) => {
-                    self.single(rule, nested, source, target, source_path, target_path)
+                    self.single(rule, nested, source, &mut out, source_path, target_path)
                 }
                 Shape::Group(group) => {
-                    self.group(rule, group, source, target, source_path, target_path)
+                    self.group(rule, group, source, &mut out, source_path, target_path)
                 }
             };
+        }
+        if let (Some(tree), Some(pending)) = (tree, &mut out.pending) {
+            tree.flush(pending, out.target);
         }
         from_input
     }
@@ -246,7 +281,7 @@ impl Run<'_> {
         &mut self,
         rule: &Rule,
         source: &Value,
-        target: &mut Value,
+        out: &mut Out<'_>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -268,7 +303,7 @@ impl Run<'_> {
                 Some(value) => (value, None),
                 None => return 0,
             },
-            Source::Compute(compute) => match self.compute(*compute, target) {
+            Source::Compute(compute) => match self.compute(*compute, out.target) {
                 Some(value) => (value, None),
                 None => return 0,
             },
@@ -325,7 +360,7 @@ impl Run<'_> {
             let source = from.map(|ptr| source_path.with(ptr));
             self.record(rule, target_path.with(write), source);
         }
-        write.set(target, value);
+        out.put(write, value);
         usize::from(matches!(how, Source::Peer(_)))
     }
 
@@ -475,9 +510,9 @@ impl Run<'_> {
     fn each(
         &mut self,
         rule: &Rule,
-        nested: &[Rule],
+        nested: &Rules,
         source: &Value,
-        target: &mut Value,
+        dest: &mut Out<'_>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -508,16 +543,16 @@ impl Run<'_> {
         if self.trace.is_some() {
             self.record(rule, target_path.with(write), Some(source_path.with(read)));
         }
-        write.set(target, value);
+        dest.put(write, value);
         1
     }
 
     fn single(
         &mut self,
         rule: &Rule,
-        nested: &[Rule],
+        nested: &Rules,
         source: &Value,
-        target: &mut Value,
+        out: &mut Out<'_>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -532,7 +567,7 @@ impl Run<'_> {
                 [] => 0,
                 [item] => {
                     let mut element = kanta
-                        .get(target)
+                        .get(out.target)
                         .cloned()
                         .unwrap_or(Value::Object(Map::new()));
                     let source_base = source_path.child(Piece::Pointer(&apotti.text));
@@ -543,7 +578,7 @@ impl Run<'_> {
                         &source_base.child(Piece::Index(0)),
                         &target_path.child(Piece::Pointer(&kanta.text)),
                     );
-                    kanta.set(target, element);
+                    out.put(kanta, element);
                     if self.trace.is_some() {
                         self.record(
                             rule,
@@ -588,7 +623,7 @@ impl Run<'_> {
                         Some(source_path.with(kanta)),
                     );
                 }
-                apotti.set(target, Value::Array(vec![element]));
+                out.put(apotti, Value::Array(vec![element]));
             }
             written
         }
@@ -599,7 +634,7 @@ impl Run<'_> {
         rule: &Rule,
         group: &GroupPlan,
         source: &Value,
-        target: &mut Value,
+        dest: &mut Out<'_>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -624,7 +659,7 @@ impl Run<'_> {
         if self.trace.is_some() {
             self.record(rule, target_path.with(write), Some(source_path.with(read)));
         }
-        write.set(target, value);
+        dest.put(write, value);
         1
     }
 

@@ -11,6 +11,7 @@ pub mod context;
 pub mod engine;
 pub mod plan;
 pub mod transforms;
+pub mod writes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

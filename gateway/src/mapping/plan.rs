@@ -15,6 +15,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::transforms::Transform;
+use super::writes::WriteTree;
 
 /// A mapping file as written.
 #[derive(Debug, Deserialize)]
@@ -203,23 +204,80 @@ impl Ptr {
     }
 
     /// Writes `new` at this pointer, creating objects on the way.
+    ///
+    /// Each object on the way is searched once (`entry`: a short key allocation costs less than
+    /// a second search of a `BTreeMap`), and the last key is inserted with one search.
     pub fn set(&self, target: &mut Value, new: Value) {
+        let Some((last, parents)) = self.segments.split_last() else {
+            *target = new;
+            return;
+        };
         let mut current = target;
-        for segment in &self.segments {
-            if !current.is_object() {
-                *current = Value::Object(serde_json::Map::new());
-            }
-            let Value::Object(map) = current else { return };
-            // Look up before inserting: a key that exists costs no allocation.
-            if !map.contains_key(segment.as_str()) {
-                map.insert(segment.clone(), Value::Null);
-            }
-            let Some(next) = map.get_mut(segment.as_str()) else {
+        for segment in parents {
+            let Some(map) = object_of(current) else {
                 return;
             };
-            current = next;
+            current = map.entry(segment.as_str()).or_insert(Value::Null);
         }
-        *current = new;
+        if let Some(map) = object_of(current) {
+            map.insert(last.clone(), new);
+        }
+    }
+}
+
+/// `value` as an object, replacing anything else with an empty one (never `None`).
+fn object_of(value: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    if !value.is_object() {
+        *value = Value::Object(serde_json::Map::new());
+    }
+    value.as_object_mut()
+}
+
+/// The rules of one scope (a mapping, or the nested rules of an array or a group), with what
+/// they write in each direction compiled into a tree ([`WriteTree`]).
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    list: Vec<Rule>,
+    forward: Option<WriteTree>,
+    backward: Option<WriteTree>,
+}
+
+impl Rules {
+    /// Compiles the write trees of `list`.
+    #[must_use]
+    pub fn new(list: Vec<Rule>) -> Self {
+        Self {
+            forward: WriteTree::compile(&list, true),
+            backward: WriteTree::compile(&list, false),
+            list,
+        }
+    }
+
+    /// What the scope writes in a direction, when it can be built at the end of the scope.
+    #[must_use]
+    pub fn writes(&self, forward: bool) -> Option<&WriteTree> {
+        if forward {
+            self.forward.as_ref()
+        } else {
+            self.backward.as_ref()
+        }
+    }
+}
+
+impl std::ops::Deref for Rules {
+    type Target = [Rule];
+
+    fn deref(&self) -> &[Rule] {
+        &self.list
+    }
+}
+
+impl<'a> IntoIterator for &'a Rules {
+    type Item = &'a Rule;
+    type IntoIter = std::slice::Iter<'a, Rule>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
     }
 }
 
@@ -285,9 +343,9 @@ pub enum Shape {
     /// One value.
     Field,
     /// An array, item by item.
-    Each(Vec<Rule>),
+    Each(Rules),
     /// An array of at most one item ⇄ the Kanta object.
-    Single(Vec<Rule>),
+    Single(Rules),
     /// Rows grouped into elements with items.
     Group(Box<GroupPlan>),
 }
@@ -306,9 +364,9 @@ pub struct GroupPlan {
     /// Number's place in an item.
     pub kanta_number: Ptr,
     /// Rules per element (Apotti side: the group's first row).
-    pub group_rules: Vec<Rule>,
+    pub group_rules: Rules,
     /// Rules per row ⇄ item.
-    pub item_rules: Vec<Rule>,
+    pub item_rules: Rules,
 }
 
 /// A compiled rule.
@@ -344,7 +402,7 @@ pub struct MappingPlan {
     /// The file it came from.
     pub file: String,
     /// The rules.
-    pub rules: Vec<Rule>,
+    pub rules: Rules,
     /// SHA-256 of the file's bytes.
     pub hash: String,
 }
@@ -390,7 +448,7 @@ impl Compiler<'_> {
     ///
     /// # Errors
     /// Every problem found, each naming file, line and rule.
-    pub fn rules(&self, specs: &[Spanned<RuleFile>]) -> Result<Vec<Rule>, Vec<MappingError>> {
+    pub fn rules(&self, specs: &[Spanned<RuleFile>]) -> Result<Rules, Vec<MappingError>> {
         let mut rules = Vec::with_capacity(specs.len());
         let mut errors = Vec::new();
         for spec in specs {
@@ -400,7 +458,7 @@ impl Compiler<'_> {
             }
         }
         if errors.is_empty() {
-            Ok(rules)
+            Ok(Rules::new(rules))
         } else {
             Err(errors)
         }

@@ -14,6 +14,7 @@
 //! Helsinki wall-clock time.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use jiff::civil::DateTime;
 use jiff::tz::{self, TimeZone};
@@ -266,10 +267,22 @@ fn as_str(value: &Value) -> Result<&str, TransformError> {
         .ok_or_else(|| TransformError("expected a string".into()))
 }
 
+/// The zone, looked up in the bundled database once.
 fn helsinki() -> Result<TimeZone, TransformError> {
-    tz::db()
-        .get("Europe/Helsinki")
+    static ZONE: LazyLock<Result<TimeZone, String>> = LazyLock::new(|| {
+        tz::db()
+            .get("Europe/Helsinki")
+            .map_err(|error| error.to_string())
+    });
+    ZONE.clone()
         .map_err(|error| TransformError(format!("time zone Europe/Helsinki: {error}")))
+}
+
+/// The number written in ASCII digits `bytes` (already checked to be digits).
+fn decimal(bytes: &[u8]) -> i16 {
+    bytes.iter().fold(0, |number, &digit| {
+        number * 10 + i16::from(digit.wrapping_sub(b'0'))
+    })
 }
 
 /// `2026-03-29 10:00:00` (Helsinki wall clock) → `2026-03-29T10:00:00+03:00`.
@@ -280,10 +293,21 @@ pub fn helsinki_to_iso(text: &str) -> Result<String, TransformError> {
     if !identifiers::is_local_date_time(text) {
         return fail("not a local date-time YYYY-MM-DD HH:MM:SS");
     }
-    let civil: DateTime = text
-        .replacen(' ', "T", 1)
-        .parse()
-        .map_err(|error| TransformError(format!("not a local date-time: {error}")))?;
+    // `is_local_date_time` checked the shape, so the fields are digits at fixed places.
+    let bytes = text.as_bytes();
+    let field = |at: usize, len: usize| bytes.get(at..at + len).map_or(0, decimal);
+    #[expect(clippy::cast_possible_truncation, reason = "two digits")]
+    let small = |at: usize| field(at, 2) as i8;
+    let civil = DateTime::new(
+        field(0, 4),
+        small(5),
+        small(8),
+        small(11),
+        small(14),
+        small(17),
+        0,
+    )
+    .map_err(|error| TransformError(format!("not a local date-time: {error}")))?;
     let zone = helsinki()?;
     let ambiguous = zone.to_ambiguous_zoned(civil);
     if matches!(ambiguous.offset(), tz::AmbiguousOffset::Gap { .. }) {
@@ -296,6 +320,25 @@ pub fn helsinki_to_iso(text: &str) -> Result<String, TransformError> {
     let zoned = ambiguous
         .earlier()
         .map_err(|error| TransformError(error.to_string()))?;
+    // The wall clock is the one given (no gap), so only the offset is new. An offset with
+    // seconds (local mean time before 1921) is left to jiff's formatting.
+    let offset = zoned.offset().seconds();
+    if offset % 60 == 0 {
+        let minutes = offset.unsigned_abs() / 60;
+        let sign = if offset < 0 { '-' } else { '+' };
+        let (date, time) = (text.get(..10), text.get(11..));
+        if let (Some(date), Some(time)) = (date, time) {
+            let mut iso = String::with_capacity(25);
+            iso.push_str(date);
+            iso.push('T');
+            iso.push_str(time);
+            iso.push(sign);
+            push_two_digits(&mut iso, minutes / 60);
+            iso.push(':');
+            push_two_digits(&mut iso, minutes % 60);
+            return Ok(iso);
+        }
+    }
     Ok(zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
 }
 
@@ -307,8 +350,33 @@ pub fn iso_to_helsinki(text: &str) -> Result<String, TransformError> {
     let timestamp: jiff::Timestamp = text
         .parse()
         .map_err(|_| TransformError("not an ISO 8601 date-time with an offset".into()))?;
-    let zoned = timestamp.to_zoned(helsinki()?);
-    Ok(zoned.strftime("%Y-%m-%d %H:%M:%S").to_string())
+    let local = timestamp.to_zoned(helsinki()?).datetime();
+    match u16::try_from(local.year()) {
+        Ok(year) if year <= 9999 => {
+            let mut text = String::with_capacity(19);
+            push_two_digits(&mut text, u32::from(year / 100));
+            push_two_digits(&mut text, u32::from(year % 100));
+            for (separator, field) in [
+                ('-', local.month()),
+                ('-', local.day()),
+                (' ', local.hour()),
+                (':', local.minute()),
+                (':', local.second()),
+            ] {
+                text.push(separator);
+                push_two_digits(&mut text, u32::from(field.unsigned_abs()));
+            }
+            Ok(text)
+        }
+        _ => Ok(local.strftime("%Y-%m-%d %H:%M:%S").to_string()),
+    }
+}
+
+/// Appends `number` (below 100) as two digits.
+fn push_two_digits(text: &mut String, number: u32) {
+    for digit in [number / 10 % 10, number % 10] {
+        text.push(char::from_digit(digit, 10).unwrap_or('0'));
+    }
 }
 
 /// Splits a text into Epic note lines: on `\n`, and a line longer than
@@ -388,6 +456,28 @@ mod tests {
             Ok("2026-10-25 03:30:00")
         );
         assert!(iso_to_helsinki("2026-10-25 03:30:00").is_err());
+    }
+
+    #[test]
+    fn helsinki_time_formats_as_jiff_does() {
+        let zone = helsinki().expect("zone");
+        let mut instant = jiff::Timestamp::from_second(-5_400_000_000).expect("1798");
+        let end = jiff::Timestamp::from_second(7_300_000_000).expect("2201");
+        let step = jiff::SignedDuration::from_secs(97 * 3600 + 17 * 60 + 13);
+        while instant < end {
+            let zoned = instant.to_zoned(zone.clone());
+            let local = zoned.strftime("%Y-%m-%d %H:%M:%S").to_string();
+            let iso = zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+            assert_eq!(iso_to_helsinki(&iso).as_deref(), Ok(local.as_str()));
+            let earlier = zone
+                .to_ambiguous_zoned(zoned.datetime())
+                .earlier()
+                .expect("earlier")
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string();
+            assert_eq!(helsinki_to_iso(&local).as_deref(), Ok(earlier.as_str()));
+            instant = instant.checked_add(step).expect("in range");
+        }
     }
 
     #[test]
