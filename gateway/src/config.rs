@@ -271,7 +271,7 @@ impl Default for AuditConfig {
         Self {
             hmac_key: None,
             default_window_days: 730,
-            max_batch: 256,
+            max_batch: 1024,
         }
     }
 }
