@@ -8,7 +8,7 @@
 use std::num::NonZeroUsize;
 
 /// Below this many items per thread, another thread costs more than it saves.
-const MIN_PER_THREAD: usize = 8;
+pub(crate) const MIN_PER_THREAD: usize = 64;
 
 fn threads_for(items: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn results_keep_the_order_of_the_items_whatever_the_split() {
-        for len in [0, 1, 7, 8, 16, 17, 100, 257] {
+        for len in [0, 1, 63, 64, 128, 129, 300, 1025] {
             let items: Vec<usize> = (0..len).collect();
             let doubled = map_slice(&items, |n| n * 2);
             assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());

@@ -940,16 +940,16 @@ mod tests {
     /// A batch in which records depend on each other, in the order a stream would bring them.
     fn dependent_records() -> Vec<Value> {
         let mut records = Vec::new();
-        for n in 0..30 {
+        for n in 0..100 {
             records.push(decision(n, 1, "Ensimmäinen.", &format!("M-{n}-1")));
         }
-        for n in 0..10 {
+        for n in 0..30 {
             records.push(decision(n, 2, "Täydennetty.", &format!("M-{n}-2")));
         }
-        for n in 0..5 {
+        for n in 0..15 {
             records.push(decision(n, 2, "Täydennetty.", &format!("M-{n}-2-again")));
         }
-        for n in 5..10 {
+        for n in 15..30 {
             records.push(decision(n, 2, "Toinen.", &format!("M-{n}-2-other")));
         }
         records
@@ -1013,7 +1013,7 @@ mod tests {
     async fn together_and_one_by_one(engine: &Engine, records: Vec<Value>) -> Vec<u16> {
         let batch = jobs(engine, records);
         assert!(
-            batch.len() >= 2 * 8,
+            batch.len() >= 2 * parallel::MIN_PER_THREAD,
             "large enough to be mapped in parallel"
         );
         let whole = tempfile::tempdir().expect("dir");
@@ -1038,36 +1038,36 @@ mod tests {
         let engine = crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
             .expect("engine");
         let statuses = together_and_one_by_one(&engine, dependent_records()).await;
-        assert_eq!(&statuses[..30], &[201; 30]);
-        assert_eq!(&statuses[30..40], &[201; 10], "revisions");
+        assert_eq!(&statuses[..100], &[201; 100]);
+        assert_eq!(&statuses[100..130], &[201; 30], "revisions");
         assert_eq!(
-            &statuses[40..45],
-            &[200; 5],
+            &statuses[130..145],
+            &[200; 15],
             "resends of this batch's versions"
         );
-        assert_eq!(&statuses[45..], &[409; 5], "conflicts");
+        assert_eq!(&statuses[145..], &[409; 15], "conflicts");
 
         // A record that cannot be mapped, amid others.
         let mut records = dependent_records();
         let mut unmappable =
             example("apotti/SOSKU_DECISION/valid/voided-restricted-untranslated-municipality.json");
         unmappable["DECISION"]["DECISION_ID"] = json!("SD-BATCH-UNMAPPABLE");
-        records.insert(30, unmappable.clone());
-        records.insert(31, unmappable);
+        records.insert(100, unmappable.clone());
+        records.insert(101, unmappable);
         let statuses = together_and_one_by_one(&engine, records).await;
-        assert_eq!(statuses[30], 422, "the record that cannot be mapped");
+        assert_eq!(statuses[100], 422, "the record that cannot be mapped");
         assert_eq!(
-            statuses[31], 422,
+            statuses[101], 422,
             "sent again: never accepted, so no duplicate"
         );
-        assert_eq!(&statuses[32..42], &[201; 10], "revisions");
+        assert_eq!(&statuses[102..132], &[201; 30], "revisions");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_without_dependencies_is_mapped_in_parallel_with_the_same_answers() {
         let engine = crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
             .expect("engine");
-        let records: Vec<Value> = (0..40)
+        let records: Vec<Value> = (0..200)
             .map(|n| decision(n, 1, "Ensimmäinen.", &format!("M-{n}")))
             .collect();
         let batch = jobs(&engine, records);
@@ -1088,7 +1088,7 @@ mod tests {
             decided.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()
         };
         assert_eq!(seen(&results(&in_parallel)), seen(&results(&serial)));
-        assert_eq!(parallel_state.documents.len(), 40);
-        assert_eq!(parallel_state.crosswalk_writes.len(), 40);
+        assert_eq!(parallel_state.documents.len(), 200);
+        assert_eq!(parallel_state.crosswalk_writes.len(), 200);
     }
 }
