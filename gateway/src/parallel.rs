@@ -17,27 +17,7 @@ fn threads_for(items: usize) -> usize {
 
 /// `items.iter().map(f)`, in parallel, in order.
 pub fn map_slice<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = threads_for(items.len());
-    if threads == 1 {
-        return items.iter().map(f).collect();
-    }
-    let per_thread = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut chunks = items.chunks(per_thread);
-        let first = chunks.next().unwrap_or_default();
-        let f = &f;
-        let others: Vec<_> = chunks
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut out: Vec<R> = first.iter().map(f).collect();
-        for handle in others {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+    map_owned(items.iter().collect(), f)
 }
 
 /// `items.into_iter().map(f)`, in parallel, in order, for items that may be sent to another

@@ -265,6 +265,23 @@ async fn auditor_queries(db: Db) {
 }
 on_both!(auditors_query_filter_page_and_export, auditor_queries);
 
+/// Posts an NDJSON body to the forward route; the answer lines, parsed.
+async fn post_ndjson(app: &TestApp, body: String) -> Vec<Value> {
+    let response = app
+        .client
+        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("body");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
 async fn ndjson_stream(db: Db) {
     let Some(app) = TestApp::start(db).await else {
         return;
@@ -280,20 +297,7 @@ async fn ndjson_stream(db: Db) {
             body.push_str("{not json}\n");
         }
     }
-    let response = app
-        .client
-        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    let text = response.text().await.expect("body");
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let lines = post_ndjson(&app, body).await;
     assert_eq!(lines.len(), 201);
     assert_eq!(lines[101]["line"], 102);
     assert_eq!(lines[101]["outcome"], "refused");
@@ -351,20 +355,7 @@ async fn dependent_records_in_one_stream(db: Db) {
         .iter()
         .map(|record| serde_json::to_string(record).expect("json") + "\n")
         .collect();
-    let response = app
-        .client
-        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    let text = response.text().await.expect("body");
-    let answers: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let answers = post_ndjson(&app, body).await;
     assert_eq!(answers.len(), 82);
     for (n, answer) in answers[..40].iter().enumerate() {
         assert_eq!(answer["outcome"], "accepted", "line {n}: {answer}");
