@@ -109,6 +109,8 @@ struct State {
     sequences: HashMap<(String, i64, i64), i64>,
     touched_sequences: BTreeSet<(String, i64, i64)>,
     crosswalk_writes: Vec<KeyedCrosswalk>,
+    /// Where each key's row is in `crosswalk_writes`: a key is written once per batch.
+    crosswalk_write_at: HashMap<Key, usize>,
     new_cases: Vec<(String, String, String)>,
     documents: Vec<DocumentRow>,
     bodies: HashMap<String, String>,
@@ -127,9 +129,14 @@ impl State {
     fn put_crosswalk(&mut self, key: Key, row: CrosswalkRow) {
         self.by_set.insert(row.set_oid.clone(), key.clone());
         self.crosswalk.insert(key.clone(), row.clone());
-        self.crosswalk_writes.retain(|w| {
-            (&w.source_system, &w.record_type, &w.source_id) != (&key.0, &key.1, &key.2)
-        });
+        if let Some(&at) = self.crosswalk_write_at.get(&key)
+            && let Some(write) = self.crosswalk_writes.get_mut(at)
+        {
+            write.row = row;
+            return;
+        }
+        self.crosswalk_write_at
+            .insert(key.clone(), self.crosswalk_writes.len());
         self.crosswalk_writes.push(KeyedCrosswalk {
             source_system: key.0,
             record_type: key.1,
@@ -1010,6 +1017,8 @@ mod tests {
     }
 
     /// Commits `records` as one batch and one job at a time, on two stores; the answers agree.
+    /// Then sends the last revision of the first records again, as a batch of its own on the
+    /// first store: what the batch wrote to the crosswalk makes them duplicates.
     async fn together_and_one_by_one(engine: &Engine, records: Vec<Value>) -> Vec<u16> {
         let batch = jobs(engine, records);
         assert!(
@@ -1017,9 +1026,18 @@ mod tests {
             "large enough to be mapped in parallel"
         );
         let whole = tempfile::tempdir().expect("dir");
-        let together = commit(engine, &store(&whole).await, &batch)
+        let whole_store = store(&whole).await;
+        let together = commit(engine, &whole_store, &batch).await.expect("commit");
+        let again: Vec<Value> = (0..15)
+            .map(|n| decision(n, 2, "Täydennetty.", &format!("M-{n}-2-later")))
+            .collect();
+        let later = commit(engine, &whole_store, &jobs(engine, again))
             .await
             .expect("commit");
+        assert!(
+            later.iter().all(|r| r.outcome == Outcome::Duplicate),
+            "the stored crosswalk holds each record's latest version"
+        );
         let single = tempfile::tempdir().expect("dir");
         let single_store = store(&single).await;
         let mut one_by_one = Vec::new();
