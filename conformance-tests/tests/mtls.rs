@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Ca, ca, write};
-use conformance::archive::{Archive, server_tls};
+use common::{Ca, ca, serve_archive_tls, write};
 use gateway::config::Config;
 use gateway::server::App;
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
@@ -61,18 +60,7 @@ async fn deliver_with(organisation_ca: &Ca, client: Option<(String, String)>) ->
         ExtendedKeyUsagePurpose::ServerAuth,
         false,
     );
-    let tls = server_tls(
-        server_cert.as_bytes(),
-        server_key.as_bytes(),
-        Some(organisation_ca.pem.as_bytes()),
-    )
-    .expect("tls");
-    let archive = Archive::open(&dir.path().join("archive.db"))
-        .await
-        .expect("archive");
-    let (bound, address) = tokio::sync::oneshot::channel();
-    tokio::spawn(archive.serve_tls("127.0.0.1:0".parse().expect("address"), tls, bound));
-    let port = address.await.expect("bound").port();
+    let port = serve_archive_tls(dir.path(), organisation_ca, &server_cert, &server_key).await;
 
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),

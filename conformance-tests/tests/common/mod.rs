@@ -126,6 +126,28 @@ pub struct MtlsArchive {
     pub dir: tempfile::TempDir,
 }
 
+/// Starts the reference archive (database in `dir`) on a loopback port with this server
+/// certificate, requiring client certificates of `organisation`; returns the port.
+pub async fn serve_archive_tls(
+    dir: &Path,
+    organisation: &Ca,
+    server_cert: &str,
+    server_key: &str,
+) -> u16 {
+    let tls = server_tls(
+        server_cert.as_bytes(),
+        server_key.as_bytes(),
+        Some(organisation.pem.as_bytes()),
+    )
+    .expect("tls");
+    let archive = Archive::open(&dir.join("archive.db"))
+        .await
+        .expect("archive");
+    let (bound, address) = tokio::sync::oneshot::channel();
+    tokio::spawn(archive.serve_tls("127.0.0.1:0".parse().expect("address"), tls, bound));
+    address.await.expect("bound").port()
+}
+
 /// Starts the reference archive requiring client certificates of a fresh CA.
 pub async fn mtls_archive() -> MtlsArchive {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -141,18 +163,7 @@ pub async fn mtls_archive() -> MtlsArchive {
         "toimittaja.test",
         ExtendedKeyUsagePurpose::ClientAuth,
     );
-    let tls = server_tls(
-        server_cert.as_bytes(),
-        server_key.as_bytes(),
-        Some(organisation.pem.as_bytes()),
-    )
-    .expect("tls");
-    let archive = Archive::open(&dir.path().join("archive.db"))
-        .await
-        .expect("archive");
-    let (bound, address) = tokio::sync::oneshot::channel();
-    tokio::spawn(archive.serve_tls("127.0.0.1:0".parse().expect("address"), tls, bound));
-    let port = address.await.expect("bound").port();
+    let port = serve_archive_tls(dir.path(), &organisation, &server_cert, &server_key).await;
     MtlsArchive {
         url: format!("https://localhost:{port}"),
         ca_cert: write(dir.path(), "ca.pem", &organisation.pem),
