@@ -194,6 +194,13 @@ async fn pg_url() -> Option<String> {
 }
 
 fn main() {
+    // `RUST_LOG=gateway::writer=debug` shows each batch the writer commits, with its timings.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let seconds: u64 = std::env::var("LOAD_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -4,12 +4,19 @@
 //! A batch is read in (crosswalk rows, cases, OID sequences, earlier documents: one query
 //! each), decided in memory in arrival order (so two sends of one record in the same batch
 //! still make one version), and written out (documents, crosswalk, cases, sequences, audit
-//! entries, chain head: one multi-row statement each). Everything happens under the chain-head
-//! lock taken first, so several processes on one PostgreSQL database see each other's batches
-//! whole. The transaction commits before any exchange of the batch is answered.
+//! entries, chain head: one multi-row statement each). The write happens under the chain-head
+//! lock, so several processes on one PostgreSQL database see each other's batches whole. The
+//! transaction commits before any exchange of the batch is answered.
+//!
+//! Batches are pipelined: while one batch is written and committed, the next is read and
+//! decided on top of what the first writes (its [`Writes`]). When the next batch then takes the
+//! lock, the chain head must be the one the first batch left. If it is not (the first batch
+//! failed, or another process committed in between), the next batch is read and decided again
+//! under the lock, so the answers are always those of one batch after the other.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -23,7 +30,9 @@ use crate::mapping::engine::Direction;
 use crate::mapping::plan::{MappingPlan, Source};
 use crate::outcome::{Issue, IssueCode};
 use crate::parallel;
-use crate::store::{self, CrosswalkRow, DocumentRow, EntryRow, KeyedCrosswalk, Store, StoreError};
+use crate::store::{
+    self, Backend, CrosswalkRow, DocumentRow, EntryRow, KeyedCrosswalk, Store, StoreError, Tx,
+};
 
 type Key = (String, String, String);
 
@@ -34,22 +43,120 @@ pub(crate) async fn run(
     mut jobs: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
+    let mut pipeline = Pipeline::new(engine, store);
+    loop {
+        let mut batch = Vec::new();
+        if !pipeline.is_writing() {
+            let Some(first) = jobs.recv().await else {
+                break;
+            };
+            batch.push(first);
+        }
         while batch.len() < max_batch {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let started = std::time::Instant::now();
-        let committed = commit(&engine, &store, &batch).await;
-        tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "batch committed");
-        match committed {
-            Ok(results) => {
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(result));
+        if batch.is_empty() {
+            // Nothing is waiting: answer the batch being written before waiting for more.
+            pipeline.drain().await;
+        } else {
+            pipeline.submit(batch).await;
+        }
+    }
+    pipeline.drain().await;
+}
+
+/// The writer's two stages: the batch being written and committed, and the next.
+struct Pipeline {
+    engine: Arc<Engine>,
+    store: Store,
+    in_flight: Option<InFlight>,
+    /// Batches decided while the batch before was being written.
+    decided_ahead: u64,
+    /// Of those, batches decided again under the lock because the chain head had moved.
+    decided_again: u64,
+}
+
+/// A batch whose rows are being written and committed; its jobs are answered once it commits.
+struct InFlight {
+    jobs: Vec<Job>,
+    results: Vec<ExchangeResult>,
+    writes: Arc<Writes>,
+    task: tokio::task::JoinHandle<Result<(Duration, Duration), StoreError>>,
+    timings: Timings,
+    started: Instant,
+}
+
+/// Where a batch's time went, for the writer's debug log.
+#[derive(Debug, Default)]
+struct Timings {
+    /// Decided while the batch before was being written.
+    ahead: bool,
+    read: Duration,
+    decide: Duration,
+    write: Duration,
+    commit: Duration,
+}
+
+impl Pipeline {
+    fn new(engine: Arc<Engine>, store: Store) -> Self {
+        Self {
+            engine,
+            store,
+            in_flight: None,
+            decided_ahead: 0,
+            decided_again: 0,
+        }
+    }
+
+    fn is_writing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Decides `batch` (ahead, when a batch is being written), answers the batch before, and
+    /// starts writing this one.
+    async fn submit(&mut self, batch: Vec<Job>) {
+        let started = Instant::now();
+        let mut timings = Timings::default();
+        let engine = Arc::clone(&self.engine);
+        let facts: Vec<Option<Facts<'_>>> = parallel::map_slice(&batch, |job| facts(&engine, job));
+        let ahead = match &self.in_flight {
+            Some(flight) => {
+                decide_ahead(
+                    &engine,
+                    &self.store,
+                    &batch,
+                    &facts,
+                    &flight.writes,
+                    &mut timings,
+                )
+                .await
+            }
+            None => None,
+        };
+        let before_committed = self.drain().await;
+        let ahead = ahead.filter(|_| before_committed);
+        let had_ahead = ahead.is_some();
+        if had_ahead {
+            self.decided_ahead += 1;
+        }
+        match lock_and_decide(&engine, &self.store, &batch, &facts, ahead, &mut timings).await {
+            Ok((results, writes, tx)) => {
+                drop(facts);
+                let task = tokio::spawn(write(self.store.backend(), tx, Arc::clone(&writes)));
+                if had_ahead && !timings.ahead {
+                    self.decided_again += 1;
                 }
+                self.in_flight = Some(InFlight {
+                    jobs: batch,
+                    results,
+                    writes,
+                    task,
+                    timings,
+                    started,
+                });
             }
             Err(error) => {
                 tracing::error!(%error, jobs = batch.len(), "audit write failed; refusing the batch");
@@ -59,6 +166,184 @@ pub(crate) async fn run(
             }
         }
     }
+
+    /// Waits for the batch being written and answers its jobs; `false` when it failed.
+    async fn drain(&mut self) -> bool {
+        let Some(flight) = self.in_flight.take() else {
+            return true;
+        };
+        let InFlight {
+            jobs,
+            results,
+            task,
+            mut timings,
+            started,
+            ..
+        } = flight;
+        let committed = match task.await {
+            Ok(Ok((write, commit))) => {
+                timings.write = write;
+                timings.commit = commit;
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        tracing::debug!(jobs = jobs.len(), elapsed = ?started.elapsed(), ?timings, "batch committed");
+        match committed {
+            Ok(()) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, jobs = jobs.len(), "audit write failed; refusing the batch");
+                for job in jobs {
+                    let _ = job.reply.send(Err(Unavailable));
+                }
+                false
+            }
+        }
+    }
+}
+
+/// What one batch writes; also what the next batch, decided while this one commits, builds on.
+struct Writes {
+    documents: Vec<DocumentRow>,
+    crosswalk: Vec<KeyedCrosswalk>,
+    cases: Vec<(String, String, String)>,
+    sequences: Vec<(String, i64, i64, i64)>,
+    entries: Vec<EntryRow>,
+    /// The chain head once this batch is committed.
+    head: (i64, String),
+}
+
+/// A batch decided: its answers and audit entries, and the state they leave.
+struct Decided {
+    state: State,
+    decided: Vec<(ExchangeResult, AuditEntry)>,
+    /// The chain head this decision assumes; `None` when made under the lock.
+    assumes: Option<(i64, String)>,
+}
+
+/// Reads and decides `batch` while the batch before is being written, on top of its `writes`.
+/// `None` when the database cannot be read now; the batch is then decided under the lock.
+async fn decide_ahead(
+    engine: &Engine,
+    store: &Store,
+    batch: &[Job],
+    facts: &[Option<Facts<'_>>],
+    writes: &Writes,
+    timings: &mut Timings,
+) -> Option<Decided> {
+    let clock = Instant::now();
+    let mut tx = store.begin_read().await.ok()?;
+    let state = read_state(store.backend(), &mut tx, batch, facts, Some(writes))
+        .await
+        .ok()?;
+    drop(tx);
+    timings.read = clock.elapsed();
+    let clock = Instant::now();
+    let decided = decide_batch(engine, state, batch, facts);
+    timings.decide = clock.elapsed();
+    timings.ahead = true;
+    Some(Decided {
+        assumes: Some(writes.head.clone()),
+        ..decided
+    })
+}
+
+/// Takes the chain-head lock, decides `batch` under it unless `ahead` still holds, and chains
+/// the audit entries; [`write`] then writes the rows in the returned transaction and commits.
+async fn lock_and_decide(
+    engine: &Engine,
+    store: &Store,
+    batch: &[Job],
+    facts: &[Option<Facts<'_>>],
+    ahead: Option<Decided>,
+    timings: &mut Timings,
+) -> Result<(Vec<ExchangeResult>, Arc<Writes>, Tx), StoreError> {
+    let backend = store.backend();
+    let (mut tx, mut seq, mut hash) = store.begin_write().await?;
+    let head = (seq, hash.clone());
+    let decided = match ahead {
+        Some(decided) if decided.assumes.as_ref() == Some(&head) => decided,
+        _ => {
+            timings.ahead = false;
+            let clock = Instant::now();
+            let state = read_state(backend, &mut tx, batch, facts, None).await?;
+            timings.read = clock.elapsed();
+            let clock = Instant::now();
+            let decided = decide_batch(engine, state, batch, facts);
+            timings.decide = clock.elapsed();
+            decided
+        }
+    };
+    let Decided { state, decided, .. } = decided;
+    let texts = parallel::map_slice(&decided, |(_, entry)| audit::canonical(entry));
+    let mut results = Vec::with_capacity(batch.len());
+    let mut entries = Vec::with_capacity(batch.len());
+    for ((result, entry), json) in decided.into_iter().zip(texts) {
+        seq += 1;
+        let json = json.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        let entry_hash = audit::chain_hash(&hash, &json);
+        entries.push(EntryRow {
+            seq,
+            exchange_id: entry.exchange_id.clone(),
+            recorded_at: entry.recorded_at.clone(),
+            entry: json,
+            prev_hash: std::mem::replace(&mut hash, entry_hash.clone()),
+            entry_hash,
+            client_hash: entry.client_hash.clone(),
+            actor: entry.actor.subject.clone(),
+            outcome: entry.outcome.clone(),
+            record_type: entry.record_type.clone(),
+            direction: entry.direction.clone(),
+        });
+        results.push(result);
+    }
+    let sequences = state
+        .touched_sequences
+        .iter()
+        .map(|key| {
+            (
+                key.0.clone(),
+                key.1,
+                key.2,
+                state.sequences.get(key).copied().unwrap_or(1),
+            )
+        })
+        .collect();
+    let writes = Arc::new(Writes {
+        documents: state.documents,
+        crosswalk: state.crosswalk_writes,
+        cases: state.new_cases,
+        sequences,
+        entries,
+        head: (seq, hash),
+    });
+    Ok((results, writes, tx))
+}
+
+/// Writes a batch's rows and commits; returns how long each took.
+async fn write(
+    backend: Backend,
+    mut tx: Tx,
+    writes: Arc<Writes>,
+) -> Result<(Duration, Duration), StoreError> {
+    let clock = Instant::now();
+    store::write_documents(backend, &mut tx, &writes.documents).await?;
+    store::write_outbox(backend, &mut tx, &writes.documents, &now_utc()).await?;
+    store::write_crosswalk(backend, &mut tx, &writes.crosswalk).await?;
+    store::write_cases(backend, &mut tx, &writes.cases).await?;
+    store::write_sequences(backend, &mut tx, &writes.sequences).await?;
+    store::write_entries(backend, &mut tx, &writes.entries).await?;
+    store::set_head(&mut tx, writes.head.0, &writes.head.1).await?;
+    let written = clock.elapsed();
+    let clock = Instant::now();
+    tx.commit().await?;
+    Ok((written, clock.elapsed()))
 }
 
 /// What a forward job needs to know about itself before the database is read.
@@ -159,22 +444,22 @@ impl State {
     }
 }
 
-async fn commit(
-    engine: &Engine,
-    store: &Store,
+/// Reads everything `batch` can touch: crosswalk rows, cases, OID sequences, and the documents
+/// that resends will get again; `before` is what the batch before writes, when it is still
+/// being committed (its rows win over what the database shows).
+async fn read_state(
+    backend: Backend,
+    tx: &mut Tx,
     batch: &[Job],
-) -> Result<Vec<ExchangeResult>, StoreError> {
-    let facts: Vec<Option<Facts<'_>>> = parallel::map_slice(batch, |job| facts(engine, job));
-    let backend = store.backend();
-    let (mut tx, mut seq, mut hash) = store.begin_write().await?;
-
-    // Read everything the batch can touch.
+    facts: &[Option<Facts<'_>>],
+    before: Option<&Writes>,
+) -> Result<State, StoreError> {
     let mut ids = BTreeSet::new();
     let mut set_oids = BTreeSet::new();
     let mut case_ids = BTreeSet::new();
     let mut case_oids = BTreeSet::new();
     let mut roots = BTreeSet::new();
-    for (job, facts) in batch.iter().zip(&facts) {
+    for (job, facts) in batch.iter().zip(facts) {
         let Some(facts) = facts else { continue };
         if let Some((_, id)) = &facts.identity {
             ids.insert(id.clone());
@@ -197,23 +482,44 @@ async fn commit(
     };
     let ids: Vec<String> = ids.into_iter().collect();
     let set_oids: Vec<String> = set_oids.into_iter().collect();
-    for keyed in store::load_crosswalk(backend, &mut tx, &ids, &set_oids).await? {
+    let mut crosswalk = store::load_crosswalk(backend, tx, &ids, &set_oids).await?;
+    if let Some(before) = before {
+        crosswalk.extend(before.crosswalk.iter().cloned());
+    }
+    for keyed in crosswalk {
         let key = (keyed.source_system, keyed.record_type, keyed.source_id);
         state.by_set.insert(keyed.row.set_oid.clone(), key.clone());
         state.crosswalk.insert(key, keyed.row);
     }
     let case_ids: Vec<String> = case_ids.into_iter().collect();
     let case_oids: Vec<String> = case_oids.into_iter().collect();
-    for (system, id, oid) in store::load_cases(backend, &mut tx, &case_ids, &case_oids).await? {
+    let mut cases = store::load_cases(backend, tx, &case_ids, &case_oids).await?;
+    if let Some(before) = before {
+        cases.extend(before.cases.iter().cloned());
+    }
+    for (system, id, oid) in cases {
         state.case_ids.insert(oid.clone(), id.clone());
         state.cases.insert((system, id), oid);
     }
     let roots: Vec<String> = roots.into_iter().collect();
-    for (root, arc, year, next) in store::load_sequences(backend, &mut tx, &roots).await? {
+    let mut sequences = store::load_sequences(backend, tx, &roots).await?;
+    if let Some(before) = before {
+        sequences.extend(before.sequences.iter().cloned());
+    }
+    for (root, arc, year, next) in sequences {
         state.sequences.insert((root, arc, year), next);
     }
     // Earlier answers that resends will get again.
-    let mut duplicate_documents = Vec::new();
+    let made_before: HashMap<&str, &str> = before
+        .map(|before| {
+            before
+                .documents
+                .iter()
+                .map(|row| (row.document_oid.as_str(), row.body.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut stored_documents = Vec::new();
     for facts in facts.iter().flatten() {
         if let Some((kind, id)) = &facts.identity
             && let Some(row) =
@@ -222,72 +528,47 @@ async fn commit(
                     .get(&(facts.source_system.clone(), kind.clone(), id.clone()))
             && row.content_digest == facts.digest
         {
-            duplicate_documents.push(row.latest_document.clone());
+            match made_before.get(row.latest_document.as_str()) {
+                Some(body) => {
+                    state
+                        .bodies
+                        .insert(row.latest_document.clone(), (*body).to_owned());
+                }
+                None => stored_documents.push(row.latest_document.clone()),
+            }
         }
     }
-    for (oid, body) in store::load_documents(backend, &mut tx, &duplicate_documents).await? {
+    for (oid, body) in store::load_documents(backend, tx, &stored_documents).await? {
         state.bodies.insert(oid, body);
     }
+    Ok(state)
+}
 
-    // Decide every job in order: ids first, mappings in parallel, or (when a mapping fails or
-    // a resend needs a document made in this batch) one job after the other.
+/// Decides every job in order: ids first, mappings in parallel, or (when a mapping fails or
+/// a resend needs a document made in this batch) one job after the other.
+fn decide_batch(
+    engine: &Engine,
+    mut state: State,
+    batch: &[Job],
+    facts: &[Option<Facts<'_>>],
+) -> Decided {
     let loaded = state.clone();
-    let decided = match decide_in_parallel(engine, &mut state, batch, &facts) {
+    let decided = match decide_in_parallel(engine, &mut state, batch, facts) {
         Some(decided) => decided,
         None => {
             state = loaded;
             batch
                 .iter()
-                .zip(&facts)
+                .zip(facts)
                 .map(|(job, facts)| decide(engine, &mut state, job, facts.as_ref()))
                 .collect()
         }
     };
-    let texts = parallel::map_slice(&decided, |(_, entry)| audit::canonical(entry));
-    let mut results = Vec::with_capacity(batch.len());
-    let mut entries = Vec::with_capacity(batch.len());
-    for ((result, entry), json) in decided.into_iter().zip(texts) {
-        seq += 1;
-        let json = json.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
-        let entry_hash = audit::chain_hash(&hash, &json);
-        entries.push(EntryRow {
-            seq,
-            exchange_id: entry.exchange_id.clone(),
-            recorded_at: entry.recorded_at.clone(),
-            entry: json,
-            prev_hash: std::mem::replace(&mut hash, entry_hash.clone()),
-            entry_hash,
-            client_hash: entry.client_hash.clone(),
-            actor: entry.actor.subject.clone(),
-            outcome: entry.outcome.clone(),
-            record_type: entry.record_type.clone(),
-            direction: entry.direction.clone(),
-        });
-        results.push(result);
+    Decided {
+        state,
+        decided,
+        assumes: None,
     }
-
-    // Write it all out.
-    store::write_documents(backend, &mut tx, &state.documents).await?;
-    store::write_outbox(backend, &mut tx, &state.documents, &now_utc()).await?;
-    store::write_crosswalk(backend, &mut tx, &state.crosswalk_writes).await?;
-    store::write_cases(backend, &mut tx, &state.new_cases).await?;
-    let sequences: Vec<(String, i64, i64, i64)> = state
-        .touched_sequences
-        .iter()
-        .map(|key| {
-            (
-                key.0.clone(),
-                key.1,
-                key.2,
-                state.sequences.get(key).copied().unwrap_or(1),
-            )
-        })
-        .collect();
-    store::write_sequences(backend, &mut tx, &sequences).await?;
-    store::write_entries(backend, &mut tx, &entries).await?;
-    store::set_head(&mut tx, seq, &hash).await?;
-    tx.commit().await?;
-    Ok(results)
 }
 
 /// One job decided, or decided but for its mapping.
@@ -962,12 +1243,26 @@ mod tests {
         records
     }
 
+    type Answer = tokio::sync::oneshot::Receiver<Result<ExchangeResult, Unavailable>>;
+
     fn jobs(engine: &Engine, records: Vec<Value>) -> Vec<Job> {
-        records
+        jobs_with_answers(engine, records, 0).0
+    }
+
+    /// Jobs for `records` (numbered from `first`), and where each one's answer arrives.
+    fn jobs_with_answers(
+        engine: &Engine,
+        records: Vec<Value>,
+        first: usize,
+    ) -> (Vec<Job>, Vec<Answer>) {
+        let mut answers = Vec::new();
+        let jobs = records
             .into_iter()
             .enumerate()
             .map(|(n, record)| {
-                let (reply, _) = tokio::sync::oneshot::channel();
+                let n = first + n;
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                answers.push(answer);
                 let prepared = match engine.profiles.select(&record) {
                     Ok(profile) if engine.profiles.validate_with(profile, &record).is_empty() => {
                         Prepared::Valid {
@@ -992,7 +1287,29 @@ mod tests {
                     reply,
                 }
             })
-            .collect()
+            .collect();
+        (jobs, answers)
+    }
+
+    /// One batch, decided under the lock and committed, without the pipeline.
+    async fn commit(
+        engine: &Engine,
+        store: &Store,
+        batch: &[Job],
+    ) -> Result<Vec<ExchangeResult>, StoreError> {
+        let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(engine, job)).collect();
+        let (results, writes, tx) =
+            lock_and_decide(engine, store, batch, &facts, None, &mut Timings::default()).await?;
+        write(store.backend(), tx, writes).await?;
+        Ok(results)
+    }
+
+    async fn answered(answers: Vec<Answer>) -> Vec<ExchangeResult> {
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("answered").expect("committed"));
+        }
+        results
     }
 
     async fn store(dir: &tempfile::TempDir) -> Store {
@@ -1108,5 +1425,164 @@ mod tests {
         assert_eq!(seen(&results(&in_parallel)), seen(&results(&serial)));
         assert_eq!(parallel_state.documents.len(), 200);
         assert_eq!(parallel_state.crosswalk_writes.len(), 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_decided_ahead_builds_on_what_the_batch_before_writes() {
+        let engine = crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
+            .expect("engine");
+        let mut records = dependent_records();
+        let mut later = records.split_off(100);
+        // Resends of versions the first batch makes: answered with its documents.
+        later.extend((50..60).map(|n| decision(n, 1, "Ensimmäinen.", &format!("M-{n}-1-again"))));
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = store(&dir).await;
+        let first = jobs(&engine, records.clone());
+        let first_facts: Vec<_> = first.iter().map(|job| facts(&engine, job)).collect();
+        let (mut results, first_writes, tx) = lock_and_decide(
+            &engine,
+            &shared,
+            &first,
+            &first_facts,
+            None,
+            &mut Timings::default(),
+        )
+        .await
+        .expect("first batch");
+        // Decided while the first batch holds the lock and has written nothing yet.
+        let (second, _) = jobs_with_answers(&engine, later.clone(), 100);
+        let second_facts: Vec<_> = second.iter().map(|job| facts(&engine, job)).collect();
+        let mut timings = Timings::default();
+        let ahead = decide_ahead(
+            &engine,
+            &shared,
+            &second,
+            &second_facts,
+            &first_writes,
+            &mut timings,
+        )
+        .await
+        .expect("read while the first batch is written");
+        write(shared.backend(), tx, first_writes)
+            .await
+            .expect("first commit");
+        let (mut second_results, second_writes, tx) = lock_and_decide(
+            &engine,
+            &shared,
+            &second,
+            &second_facts,
+            Some(ahead),
+            &mut timings,
+        )
+        .await
+        .expect("second batch");
+        assert!(timings.ahead, "the decision made ahead held");
+        write(shared.backend(), tx, second_writes)
+            .await
+            .expect("second commit");
+        results.append(&mut second_results);
+
+        let single = tempfile::tempdir().expect("dir");
+        let single_store = store(&single).await;
+        let mut one_by_one = Vec::new();
+        for job in jobs(&engine, records.into_iter().chain(later).collect()) {
+            let mut result = commit(&engine, &single_store, std::slice::from_ref(&job))
+                .await
+                .expect("commit");
+            one_by_one.append(&mut result);
+        }
+        assert_eq!(seen(&results), seen(&one_by_one));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_decided_ahead_answer_as_one_job_after_the_other() {
+        let engine = Arc::new(
+            crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
+                .expect("engine"),
+        );
+        let records = dependent_records();
+        let dir = tempfile::tempdir().expect("dir");
+        let mut pipeline = Pipeline::new(Arc::clone(&engine), store(&dir).await);
+        let mut answers = Vec::new();
+        // Batches of 25: first versions, revisions and resends fall in later batches than the
+        // versions they build on, which are still being committed when those are decided.
+        for (n, chunk) in records.chunks(25).enumerate() {
+            let (batch, mut batch_answers) = jobs_with_answers(&engine, chunk.to_vec(), n * 25);
+            pipeline.submit(batch).await;
+            answers.append(&mut batch_answers);
+        }
+        pipeline.drain().await;
+        assert_eq!(pipeline.decided_ahead, 6, "every batch after the first");
+        assert_eq!(pipeline.decided_again, 0);
+        let pipelined = answered(answers).await;
+
+        let single = tempfile::tempdir().expect("dir");
+        let single_store = store(&single).await;
+        let mut one_by_one = Vec::new();
+        for job in jobs(&engine, records) {
+            let mut result = commit(&engine, &single_store, std::slice::from_ref(&job))
+                .await
+                .expect("commit");
+            one_by_one.append(&mut result);
+        }
+        assert_eq!(seen(&pipelined), seen(&one_by_one));
+        let verified = crate::http::verify_log(&pipeline.store)
+            .await
+            .expect("verify");
+        assert!(verified.intact, "{verified:?}");
+        assert_eq!(verified.entries, 160);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_decided_ahead_is_decided_again_when_another_writer_came_between() {
+        let engine = Arc::new(
+            crate::server::load_engine(&Config::default(), ClientHasher::new(b"k"))
+                .expect("engine"),
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}/gateway.db?mode=rwc", dir.path().display());
+        let mut first = Pipeline::new(Arc::clone(&engine), store(&dir).await);
+        let mut second = Pipeline::new(
+            Arc::clone(&engine),
+            Store::connect(&url).await.expect("store"),
+        );
+        let revision = |revision: i64, first_job: usize| {
+            let records = (0..10)
+                .map(|n| {
+                    decision(
+                        n,
+                        revision,
+                        &format!("Versio {revision}."),
+                        &format!("M-{n}-{revision}"),
+                    )
+                })
+                .collect();
+            jobs_with_answers(&engine, records, first_job)
+        };
+        let (batch, first_versions) = revision(1, 0);
+        first.submit(batch).await;
+        // Another process writes revision 2 while the first batch is still in flight.
+        let (batch, second_versions) = revision(2, 10);
+        second.submit(batch).await;
+        second.drain().await;
+        // Decided on top of the first batch alone, revision 3 would become version 2 again.
+        let (batch, third_versions) = revision(3, 20);
+        first.submit(batch).await;
+        first.drain().await;
+        assert_eq!(first.decided_ahead, 1);
+        assert_eq!(first.decided_again, 1, "the chain head had moved");
+        for (answers, version) in [
+            (first_versions, 1),
+            (second_versions, 2),
+            (third_versions, 3),
+        ] {
+            for result in answered(answers).await {
+                assert_eq!(result.status, 201);
+                assert_eq!(result.version, Some(version));
+            }
+        }
+        let verified = crate::http::verify_log(&first.store).await.expect("verify");
+        assert!(verified.intact, "{verified:?}");
+        assert_eq!(verified.entries, 30);
     }
 }
