@@ -47,19 +47,11 @@ fn certificates() -> (String, (String, String), (String, String)) {
     (ca_pem, server, client)
 }
 
-async fn pg_url() -> Option<String> {
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect("postgres://root@127.0.0.1:5432/test")
-        .await
-        .ok()?;
-    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .ok()?;
-    Some(format!(
-        "postgres://root@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}"
-    ))
+const PG: &str = "postgres://root@127.0.0.1:5432/test";
+
+/// A schema of this run's own on the local PostgreSQL, dropped at the end of the run.
+async fn pg_schema() -> Option<gateway::scratch_db::ScratchSchema> {
+    gateway::scratch_db::create(PG, "bench").await.ok()
 }
 
 async fn run(name: &str, database_url: Option<String>, documents: usize) {
@@ -160,8 +152,13 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         run("sqlite outbox", None, documents).await;
-        match pg_url().await {
-            Some(url) => run("postgres outbox", Some(url), documents).await,
+        match pg_schema().await {
+            Some(schema) => {
+                run("postgres outbox", Some(schema.url.clone()), documents).await;
+                if let Err(error) = gateway::scratch_db::drop(PG, &schema).await {
+                    println!("postgres: schema {} not dropped: {error}", schema.name);
+                }
+            }
             None => println!("postgres: not reachable at 127.0.0.1:5432, skipped"),
         }
     });

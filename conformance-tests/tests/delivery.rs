@@ -20,23 +20,19 @@ async fn database(postgres: bool, dir: &std::path::Path) -> Option<String> {
             dir.join("gateway.db").display()
         ));
     }
-    sqlx::any::install_default_drivers();
-    let Ok(admin) = sqlx::AnyPool::connect(PG).await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PostgreSQL must be reachable in CI"
-        );
-        eprintln!(
-            "SKIPPED: PostgreSQL is not reachable at {PG}; this delivery test ran on SQLite only"
-        );
-        return None;
-    };
-    let schema = format!("d_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("schema");
-    Some(format!("{PG}?options=-c%20search_path%3D{schema}"))
+    match gateway::scratch_db::create(PG, "d").await {
+        Ok(schema) => Some(schema.url),
+        Err(error) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL must be reachable in CI: {error}"
+            );
+            eprintln!(
+                "SKIPPED: PostgreSQL is not reachable at {PG} ({error}); this delivery test ran on SQLite only"
+            );
+            None
+        }
+    }
 }
 
 async fn start_archive(listen: SocketAddr, dir: &std::path::Path) -> String {

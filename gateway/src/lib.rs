@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod outcome;
 pub mod parallel;
 pub mod profiles;
+pub mod scratch_db;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -33,31 +33,19 @@ pub async fn fresh_database(db: Db, dir: &Path) -> Option<String> {
             "sqlite://{}?mode=rwc",
             dir.join("gateway.db").display()
         )),
-        Db::Postgres => {
-            sqlx::any::install_default_drivers();
-            let admin = match sqlx::AnyPool::connect(PG_ADMIN_URL).await {
-                Ok(pool) => pool,
-                Err(error) => {
-                    assert!(
-                        std::env::var("CI").as_deref() != Ok("true"),
-                        "PostgreSQL must be reachable at {PG_ADMIN_URL} in CI: {error}"
-                    );
-                    eprintln!(
-                        "SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL} ({error}); this storage test ran on SQLite only"
-                    );
-                    return None;
-                }
-            };
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&admin)
-                .await
-                .expect("create schema");
-            admin.close().await;
-            Some(format!(
-                "{PG_ADMIN_URL}?options=-c%20search_path%3D{schema}"
-            ))
-        }
+        Db::Postgres => match gateway::scratch_db::create(PG_ADMIN_URL, "t").await {
+            Ok(schema) => Some(schema.url),
+            Err(error) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "PostgreSQL must be reachable at {PG_ADMIN_URL} in CI: {error}"
+                );
+                eprintln!(
+                    "SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL} ({error}); this storage test ran on SQLite only"
+                );
+                None
+            }
+        },
     }
 }
 
