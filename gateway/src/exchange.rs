@@ -57,13 +57,10 @@ pub struct ExchangeResult {
     /// HTTP status that fits the outcome.
     #[serde(skip)]
     pub status: u16,
-    /// The mapped document or import message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub document: Option<Value>,
-    /// The same document as compact JSON text, when the writer has it already (streams
-    /// answer with it instead of serializing the document again).
+    /// The mapped document or import message, as the compact JSON text that was digested and
+    /// stored: answers embed it as it is, so it is serialized once.
     #[serde(skip)]
-    pub document_text: Option<String>,
+    pub document: Option<String>,
     /// Document OID of the version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_oid: Option<String>,

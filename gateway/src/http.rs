@@ -171,7 +171,9 @@ pub(crate) async fn kanta_to_apotti(
     exchange(state, Direction::Backward, actor, headers, body).await
 }
 
-fn result_json(result: ExchangeResult) -> Value {
+/// One exchange's answer: the envelope (outcome, ids, OperationOutcome) as a JSON value, and the
+/// document's text, which goes in as it is (see [`with_document`]).
+fn result_json(result: ExchangeResult) -> (Value, Option<String>) {
     let mut value = json!({
         "exchangeId": result.exchange_id,
         "outcome": result.outcome,
@@ -187,10 +189,44 @@ fn result_json(result: ExchangeResult) -> Value {
     if let Some(version) = result.version {
         value["version"] = json!(version);
     }
-    if let Some(document) = result.document {
-        value["document"] = document;
+    (value, result.document)
+}
+
+/// `envelope` serialized with `"document": <text>` added as its last member. The writer
+/// serialized the document once, for its digest and the store; the answer embeds those bytes
+/// rather than a tree parsed back only to be serialized again.
+fn with_document(envelope: &Value, document: Option<&str>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(envelope).unwrap_or_default();
+    if let Some(text) = document
+        && bytes.last() == Some(&b'}')
+    {
+        bytes.pop();
+        if bytes.len() > 1 {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(b"\"document\":");
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(b'}');
     }
-    value
+    bytes
+}
+
+/// A single exchange's answer as an HTTP response.
+fn result_response(status: StatusCode, result: ExchangeResult) -> Response {
+    let (envelope, document) = result_json(result);
+    json_bytes(status, with_document(&envelope, document.as_deref()))
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn exchange(
@@ -281,7 +317,7 @@ async fn exchange_document(
                 .exchange(direction, Err(issue), actor.clone())
                 .await
             {
-                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(result))).into_response(),
+                Ok(result) => result_response(StatusCode::BAD_REQUEST, result),
                 Err(_) => unavailable(),
             };
         }
@@ -297,7 +333,7 @@ async fn exchange_document(
                 .exchange(direction, Err(issue), actor.clone())
                 .await
             {
-                Ok(result) => (StatusCode::BAD_REQUEST, Json(result_json(result))).into_response(),
+                Ok(result) => result_response(StatusCode::BAD_REQUEST, result),
                 Err(_) => unavailable(),
             };
         }
@@ -310,7 +346,7 @@ async fn exchange_document(
         return match state.gateway.exchange(direction, record, actor).await {
             Ok(result) => {
                 let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::OK);
-                (status, Json(result_json(result))).into_response()
+                result_response(status, result)
             }
             Err(_) => unavailable(),
         };
@@ -329,18 +365,29 @@ async fn batch_response(
     let futures = records
         .into_iter()
         .map(|record| state.gateway.exchange(direction, record, actor.clone()));
-    let mut entries = Vec::new();
-    for result in futures::future::join_all(futures).await {
-        match result {
-            Ok(result) => entries.push(json!({
-                "response": {"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "accepted")},
-                "resource": result_json(result),
-            })),
-            Err(_) => return unavailable(),
+    // Written out piece by piece, so that each document's text goes in as it is.
+    let mut bundle = br#"{"entry":["#.to_vec();
+    for (n, result) in futures::future::join_all(futures)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let Ok(result) = result else {
+            return unavailable();
+        };
+        let response = json!({"status": result.status.to_string(), "outcome": OperationOutcome::from_issues(&result.issues, "accepted")});
+        let (envelope, document) = result_json(result);
+        if n > 0 {
+            bundle.push(b',');
         }
+        bundle.extend_from_slice(br#"{"resource":"#);
+        bundle.extend_from_slice(&with_document(&envelope, document.as_deref()));
+        bundle.extend_from_slice(br#","response":"#);
+        bundle.extend_from_slice(&serde_json::to_vec(&response).unwrap_or_default());
+        bundle.push(b'}');
     }
-    Json(json!({"resourceType": "Bundle", "type": "batch-response", "entry": entries}))
-        .into_response()
+    bundle.extend_from_slice(br#"],"resourceType":"Bundle","type":"batch-response"}"#);
+    json_bytes(StatusCode::OK, bundle)
 }
 
 fn ndjson_exchange(state: AppState, direction: Direction, actor: Actor, body: Body) -> Response {
@@ -532,29 +579,14 @@ fn result_line(
     result: Result<ExchangeResult, crate::exchange::Unavailable>,
 ) -> Bytes {
     let (mut value, text) = match result {
-        Ok(mut result) => match result.document_text.take() {
-            // The writer's text of the document goes in as it is, not serialized again.
-            Some(text) => {
-                result.document = None;
-                (result_json(result), Some(text))
-            }
-            None => (result_json(result), None),
-        },
+        Ok(result) => result_json(result),
         Err(_) => {
             let value = json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")});
             (value, None)
         }
     };
     value["line"] = json!(line);
-    let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
-    if let Some(text) = text
-        && bytes.last() == Some(&b'}')
-    {
-        bytes.pop();
-        bytes.extend_from_slice(b",\"document\":");
-        bytes.extend_from_slice(text.as_bytes());
-        bytes.push(b'}');
-    }
+    let mut bytes = with_document(&value, text.as_deref());
     bytes.push(b'\n');
     Bytes::from(bytes)
 }

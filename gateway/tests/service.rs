@@ -430,6 +430,17 @@ async fn batches(db: Db) {
         .map(|e| e["response"]["status"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(statuses, ["201", "422", "201"]);
+    // Each accepted entry carries its mapped document as JSON, the refused one none.
+    let entries = &body["entry"];
+    for accepted in [0, 2] {
+        let resource = &entries[accepted]["resource"];
+        assert_eq!(
+            resource["document"]["header"]["documentOid"], resource["documentOid"],
+            "{resource}"
+        );
+    }
+    assert!(entries[1]["resource"].get("document").is_none());
+    assert_eq!(entries[1]["resource"]["outcome"], "refused");
 
     let envelope = json!({"EXPORT_ID": "E1", "EXPORT_DTTM": "2026-03-02 02:00:00", "RECORDS": [example("apotti/SOSKU_PLAN/valid/draft-one-goal.json")]});
     let (status, body) = app.post("/exchanges/apotti-to-kanta", &envelope).await;
