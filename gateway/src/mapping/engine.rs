@@ -229,6 +229,9 @@ impl Run<'_> {
             pending: tree.map(super::writes::WriteTree::pending),
             slot: None,
         };
+        // The field rules' inputs, found in one pass over the scope's input.
+        let reads = rules.reads(self.forward());
+        let found = reads.map(|reads| reads.find(source));
         let mut from_input = 0;
         for (index, rule) in rules.iter().enumerate() {
             if let Some(condition) = &rule.when
@@ -237,8 +240,12 @@ impl Run<'_> {
                 continue;
             }
             out.slot = tree.and_then(|tree| tree.slot(index));
+            let input = match (reads, &found) {
+                (Some(reads), Some(found)) => reads.slot(index).map(|node| found[node]),
+                _ => None,
+            };
             from_input += match &rule.shape {
-                Shape::Field => self.field(rule, source, &mut out, source_path, target_path),
+                Shape::Field => self.field(rule, source, input, &mut out, source_path, target_path),
                 Shape::Each(nested) => {
                     self.each(rule, nested, source, &mut out, source_path, target_path)
                 }
@@ -277,10 +284,13 @@ impl Run<'_> {
         }
     }
 
+    /// `input`: the value the rule reads, when the scope's read tree found it already
+    /// (`Some(None)`: the field is absent); `None`: look it up here.
     fn field(
         &mut self,
         rule: &Rule,
         source: &Value,
+        input: Option<Option<&Value>>,
         out: &mut Out<'_>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
@@ -309,7 +319,8 @@ impl Run<'_> {
             },
             Source::Peer(convert) => {
                 let Some(read) = read else { return 0 };
-                let value = match (read.get(source), &rule.default) {
+                let found = input.unwrap_or_else(|| read.get(source));
+                let value = match (found, &rule.default) {
                     (Some(value), _) => value,
                     (None, Some(default)) if self.forward() => default,
                     (None, _) => return 0,
@@ -320,7 +331,7 @@ impl Run<'_> {
                 }
             }
             Source::Other(ptr, convert) => {
-                let Some(value) = ptr.get(source) else {
+                let Some(value) = input.unwrap_or_else(|| ptr.get(source)) else {
                     return 0;
                 };
                 match self.convert(rule, convert, value, || source_path.with(ptr)) {
@@ -329,7 +340,7 @@ impl Run<'_> {
                 }
             }
             Source::DisplayOf(ptr, concept) => {
-                let Some(value) = ptr.get(source) else {
+                let Some(value) = input.unwrap_or_else(|| ptr.get(source)) else {
                     return 0;
                 };
                 let map = &self.set.concepts[*concept];
