@@ -214,3 +214,106 @@ fn every_declared_rule_has_a_failing_case() {
         "rules without an invalid case: {untested:?}"
     );
 }
+
+/// The profile files below `profiles/` (examples excluded), parsed.
+fn profile_documents() -> Vec<(PathBuf, Value)> {
+    let mut documents = Vec::new();
+    let mut pending = vec![profiles_dir()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).expect("readable").filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("examples") {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(".schema.json") {
+                let document = read_json(&path);
+                documents.push((path, document));
+            }
+        }
+    }
+    documents.sort_by(|a, b| a.0.cmp(&b.0));
+    documents
+}
+
+/// A value checked by `if: {enum}` before `else: {pattern}` (the list spares the regex) must
+/// mean what the pattern alone means: so every listed value must be a string the pattern
+/// accepts, or the list would admit what the pattern refuses.
+#[test]
+fn values_listed_before_a_pattern_match_the_pattern() {
+    fn collect<'v>(value: &'v Value, found: &mut Vec<(&'v [Value], &'v str)>) {
+        match value {
+            Value::Object(map) => {
+                let listed = map
+                    .get("if")
+                    .and_then(|check| check.get("enum"))
+                    .and_then(Value::as_array);
+                let pattern = map
+                    .get("else")
+                    .and_then(|fallback| fallback.get("pattern"))
+                    .and_then(Value::as_str);
+                if let (Some(listed), Some(pattern)) = (listed, pattern) {
+                    found.push((listed, pattern));
+                }
+                map.values().for_each(|v| collect(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, found)),
+            _ => {}
+        }
+    }
+    let documents = profile_documents();
+    let mut found = Vec::new();
+    for (_, document) in &documents {
+        collect(document, &mut found);
+    }
+    // The coding system, FLO_MEAS_ID and the two MEAS_VALUE ranges.
+    assert!(found.len() >= 4, "only {} lists found", found.len());
+    for (listed, pattern) in found {
+        let schema = serde_json::json!({ "pattern": pattern });
+        for value in listed {
+            assert!(
+                value.is_string() && jsonschema::is_valid(&schema, value),
+                "{value} is listed before the pattern {pattern} but does not match it"
+            );
+        }
+    }
+}
+
+/// Every code system a profile fixes (`system: {const}`) is in the coding's list of known
+/// systems, so that no valid document needs the pattern regex for its systems.
+#[test]
+fn every_fixed_code_system_is_listed_in_the_coding() {
+    fn collect(value: &Value, fixed: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(system) = map
+                    .get("system")
+                    .and_then(|s| s.get("const"))
+                    .and_then(Value::as_str)
+                {
+                    fixed.insert(system.to_owned());
+                }
+                map.values().for_each(|v| collect(v, fixed));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, fixed)),
+            _ => {}
+        }
+    }
+    let mut fixed = BTreeSet::new();
+    for (_, document) in profile_documents() {
+        collect(&document, &mut fixed);
+    }
+    let common = read_json(&profiles_dir().join("common/defs.schema.json"));
+    let listed: BTreeSet<String> = common
+        .pointer("/$defs/coding/properties/system/if/enum")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<_> = fixed.difference(&listed).collect();
+    assert!(!fixed.is_empty(), "no fixed code systems found");
+    assert!(
+        missing.is_empty(),
+        "fixed code systems not in the coding's list: {missing:?}"
+    );
+}

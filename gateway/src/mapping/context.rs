@@ -16,6 +16,13 @@ use super::plan::{Convert, MappingPlan, Source};
 /// Crosswalk kind of cases; all other kinds are documents.
 pub const CASE_KIND: &str = "case";
 
+/// One direction of the in-memory crosswalk: kind → key → value.
+type Crosswalk = HashMap<String, HashMap<String, String>>;
+
+fn look_up(crosswalk: &RefCell<Crosswalk>, kind: &str, key: &str) -> Option<String> {
+    crosswalk.borrow().get(kind)?.get(key).cloned()
+}
+
 /// An in-memory context.
 #[derive(Debug)]
 pub struct LocalContext {
@@ -23,8 +30,10 @@ pub struct LocalContext {
     year: i16,
     next: Cell<u64>,
     values: HashMap<String, Value>,
-    oids: RefCell<HashMap<(String, String), String>>,
-    ids: RefCell<HashMap<(String, String), String>>,
+    /// kind → source id → OID. Nested so that a look-up borrows its keys (no allocation).
+    oids: RefCell<Crosswalk>,
+    /// kind → OID → source id.
+    ids: RefCell<Crosswalk>,
     allocate: bool,
 }
 
@@ -74,10 +83,14 @@ impl LocalContext {
     pub fn remember(&self, kind: &str, source_id: &str, oid: &str) {
         self.oids
             .borrow_mut()
-            .insert((kind.to_owned(), source_id.to_owned()), oid.to_owned());
+            .entry(kind.to_owned())
+            .or_default()
+            .insert(source_id.to_owned(), oid.to_owned());
         self.ids
             .borrow_mut()
-            .insert((kind.to_owned(), oid.to_owned()), source_id.to_owned());
+            .entry(kind.to_owned())
+            .or_default()
+            .insert(oid.to_owned(), source_id.to_owned());
     }
 
     fn allocate(&self, kind: &str) -> String {
@@ -219,9 +232,8 @@ impl MappingContext for LocalContext {
     }
 
     fn oid_for(&self, kind: &str, source_id: &str) -> Option<String> {
-        let key = (kind.to_owned(), source_id.to_owned());
-        if let Some(oid) = self.oids.borrow().get(&key) {
-            return Some(oid.clone());
+        if let Some(oid) = look_up(&self.oids, kind, source_id) {
+            return Some(oid);
         }
         if !self.allocate {
             return None;
@@ -232,13 +244,35 @@ impl MappingContext for LocalContext {
     }
 
     fn source_id_for(&self, kind: &str, oid: &str) -> Option<String> {
-        let key = (kind.to_owned(), oid.to_owned());
-        if let Some(id) = self.ids.borrow().get(&key) {
-            return Some(id.clone());
+        if let Some(id) = look_up(&self.ids, kind, oid) {
+            return Some(id);
         }
         // An OID the crosswalk has not seen (archived by another system): its id on the EHR
         // side is the OID itself, remembered so that it maps back to the same OID.
         self.remember(kind, oid, oid);
         Some(oid.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crosswalk_look_ups_are_per_kind_and_both_ways() {
+        let context = LocalContext::new("1.2.246.10.0", 2026).without_allocation();
+        context.remember("decision", "D1", "1.2.3");
+        context.remember("case", "D1", "1.2.4");
+        assert_eq!(context.oid_for("decision", "D1").as_deref(), Some("1.2.3"));
+        assert_eq!(context.oid_for("case", "D1").as_deref(), Some("1.2.4"));
+        assert_eq!(context.oid_for("plan", "D1"), None);
+        assert_eq!(context.oid_for("decision", "D2"), None);
+        assert_eq!(
+            context.source_id_for("case", "1.2.4").as_deref(),
+            Some("D1")
+        );
+        // An OID never seen maps to itself, and is remembered both ways.
+        assert_eq!(context.source_id_for("plan", "9.9").as_deref(), Some("9.9"));
+        assert_eq!(context.oid_for("plan", "9.9").as_deref(), Some("9.9"));
     }
 }

@@ -229,6 +229,9 @@ impl Run<'_> {
             pending: tree.map(super::writes::WriteTree::pending),
             slot: None,
         };
+        // The field rules' inputs, found in one pass over the scope's input.
+        let reads = rules.reads(self.forward());
+        let found = reads.map(|reads| reads.find(source));
         let mut from_input = 0;
         for (index, rule) in rules.iter().enumerate() {
             if let Some(condition) = &rule.when
@@ -237,8 +240,12 @@ impl Run<'_> {
                 continue;
             }
             out.slot = tree.and_then(|tree| tree.slot(index));
+            let input = match (reads, &found) {
+                (Some(reads), Some(found)) => reads.slot(index).map(|node| found[node]),
+                _ => None,
+            };
             from_input += match &rule.shape {
-                Shape::Field => self.field(rule, source, &mut out, source_path, target_path),
+                Shape::Field => self.field(rule, source, input, &mut out, source_path, target_path),
                 Shape::Each(nested) => {
                     self.each(rule, nested, source, &mut out, source_path, target_path)
                 }
@@ -277,10 +284,13 @@ impl Run<'_> {
         }
     }
 
+    /// `input`: the value the rule reads, when the scope's read tree found it already
+    /// (`Some(None)`: the field is absent); `None`: look it up here.
     fn field(
         &mut self,
         rule: &Rule,
         source: &Value,
+        input: Option<Option<&Value>>,
         out: &mut Out<'_>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
@@ -309,7 +319,8 @@ impl Run<'_> {
             },
             Source::Peer(convert) => {
                 let Some(read) = read else { return 0 };
-                let value = match (read.get(source), &rule.default) {
+                let found = input.unwrap_or_else(|| read.get(source));
+                let value = match (found, &rule.default) {
                     (Some(value), _) => value,
                     (None, Some(default)) if self.forward() => default,
                     (None, _) => return 0,
@@ -320,7 +331,7 @@ impl Run<'_> {
                 }
             }
             Source::Other(ptr, convert) => {
-                let Some(value) = ptr.get(source) else {
+                let Some(value) = input.unwrap_or_else(|| ptr.get(source)) else {
                     return 0;
                 };
                 match self.convert(rule, convert, value, || source_path.with(ptr)) {
@@ -329,7 +340,7 @@ impl Run<'_> {
                 }
             }
             Source::DisplayOf(ptr, concept) => {
-                let Some(value) = ptr.get(source) else {
+                let Some(value) = input.unwrap_or_else(|| ptr.get(source)) else {
                     return 0;
                 };
                 let map = &self.set.concepts[*concept];
@@ -701,16 +712,16 @@ impl Run<'_> {
                 );
                 return None;
             };
-            let mut identity = prefix.to_owned();
-            for shared in &group.group_rules {
-                if let Some(value) = shared.apotti.as_ref().and_then(|p| p.get(row)) {
-                    identity.push('\u{1f}');
-                    identity.push_str(&value.to_string());
-                }
-            }
-            match groups.iter_mut().find(|(id, _, _)| *id == identity) {
+            let same_group = |(first, entry_of_group, _): &&mut Group| {
+                same_identity(
+                    &group.group_rules,
+                    (&map.entries[*entry_of_group].label, &rows[*first]),
+                    (prefix, row),
+                )
+            };
+            match groups.iter_mut().find(same_group) {
                 Some((_, _, members)) => members.push((index, number)),
-                None => groups.push((identity, entry, vec![(index, number)])),
+                None => groups.push((index, entry, vec![(index, number)])),
             }
         }
         let mut out = Vec::with_capacity(groups.len());
@@ -817,8 +828,66 @@ impl Run<'_> {
     }
 }
 
-/// Rows that form one group: (identity, concept entry index, (row index, item number)s).
-type Group = (String, usize, Vec<(usize, u64)>);
+/// Rows that form one group: (first row index, concept entry index, (row index, item
+/// number)s).
+type Group = (usize, usize, Vec<(usize, u64)>);
+
+/// Do two rows, given with their key prefixes, have the same identity: the prefix, then
+/// `U+001F` and the JSON text of each shared field the row has? Compared without building
+/// the texts (an allocation and a serialization per row); only a prefix holding `U+001F`
+/// could make two different pieces join into the same text, and then the texts are built.
+fn same_identity(
+    shared: &Rules,
+    (prefix_a, a): (&str, &Value),
+    (prefix_b, b): (&str, &Value),
+) -> bool {
+    if prefix_a.contains('\u{1f}') || prefix_b.contains('\u{1f}') {
+        return identity_text(shared, prefix_a, a) == identity_text(shared, prefix_b, b);
+    }
+    if prefix_a != prefix_b {
+        return false;
+    }
+    let (mut values_a, mut values_b) = (present(shared, a), present(shared, b));
+    loop {
+        match (values_a.next(), values_b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if same_json_text(x, y) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The values of the shared fields a row has, in rule order.
+fn present<'v>(shared: &'v Rules, row: &'v Value) -> impl Iterator<Item = &'v Value> + 'v {
+    shared
+        .iter()
+        .filter_map(move |rule| rule.apotti.as_ref().and_then(|p| p.get(row)))
+}
+
+/// The identity of a row as text (see [`same_identity`]).
+fn identity_text(shared: &Rules, prefix: &str, row: &Value) -> String {
+    let mut identity = prefix.to_owned();
+    for rule in shared {
+        if let Some(value) = rule.apotti.as_ref().and_then(|p| p.get(row)) {
+            identity.push('\u{1f}');
+            identity.push_str(&value.to_string());
+        }
+    }
+    identity
+}
+
+/// Do two values serialize to the same JSON text? (Not `==`: `0.0` and `-0.0` are equal
+/// numbers with different texts.) Strings, the usual case, without serializing.
+fn same_json_text(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x == y,
+        _ => {
+            // As texts on purpose: comparing the values would take 0.0 for -0.0.
+            let (text_a, text_b) = (a.to_string(), b.to_string());
+            text_a == text_b
+        }
+    }
+}
 
 /// `EUROHIS_Q3` → (`EUROHIS_Q`, 3); `3X10D_07` → (`3X10D_`, 7): the trailing digits are the
 /// number, the rest the prefix.
@@ -835,6 +904,62 @@ pub fn split_prefix_number(key: &str) -> Option<(&str, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared_rules(pointers: &[&str]) -> Rules {
+        use super::super::plan::SourceLocation;
+        let rule = |pointer: &str| Rule {
+            id: pointer.to_owned(),
+            location: SourceLocation {
+                file: "test.toml".into(),
+                line: 1,
+            },
+            apotti: Some(Ptr::parse(pointer).expect("pointer")),
+            kanta: None,
+            forward: Source::Nothing,
+            reverse: Source::Nothing,
+            default: None,
+            lossy: None,
+            when: None,
+            shape: Shape::Field,
+        };
+        Rules::new(pointers.iter().map(|p| rule(p)).collect())
+    }
+
+    #[test]
+    fn rows_group_as_their_identity_texts_do() {
+        let shared = shared_rules(&["/T", "/U"]);
+        let rows = [
+            serde_json::json!({"T": "2026-01-01 10:00:00"}),
+            serde_json::json!({"T": "2026-01-01 10:00:00", "X": 1}),
+            serde_json::json!({"T": "2026-01-01 11:00:00"}),
+            serde_json::json!({"U": "2026-01-01 10:00:00"}),
+            serde_json::json!({"T": "a", "U": "b"}),
+            serde_json::json!({"T": "b", "U": "a"}),
+            serde_json::json!({}),
+            serde_json::json!({"T": 0.0}),
+            serde_json::json!({"T": -0.0}),
+            serde_json::json!({"T": 1}),
+            serde_json::json!({"T": "1"}),
+            serde_json::json!({"T": null}),
+            serde_json::json!({"T": "\u{1f}\"x\""}),
+        ];
+        let prefixes = ["P", "Q", "P\u{1f}\"a\"", "P\u{1f}"];
+        for (prefix_a, a) in prefixes
+            .iter()
+            .flat_map(|p| rows.iter().map(move |r| (*p, r)))
+        {
+            for (prefix_b, b) in prefixes
+                .iter()
+                .flat_map(|p| rows.iter().map(move |r| (*p, r)))
+            {
+                assert_eq!(
+                    same_identity(&shared, (prefix_a, a), (prefix_b, b)),
+                    identity_text(&shared, prefix_a, a) == identity_text(&shared, prefix_b, b),
+                    "{prefix_a:?} {a} / {prefix_b:?} {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn keys_split_into_prefix_and_number() {

@@ -10,6 +10,7 @@ pub mod concepts;
 pub mod context;
 pub mod engine;
 pub mod plan;
+pub mod reads;
 pub mod transforms;
 pub mod writes;
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::reads::ReadTree;
 use super::transforms::Transform;
 use super::writes::WriteTree;
 
@@ -234,22 +235,36 @@ fn object_of(value: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
 }
 
 /// The rules of one scope (a mapping, or the nested rules of an array or a group), with what
-/// they write in each direction compiled into a tree ([`WriteTree`]).
+/// they write and read in each direction compiled into trees ([`WriteTree`], [`ReadTree`]).
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     list: Vec<Rule>,
     forward: Option<WriteTree>,
     backward: Option<WriteTree>,
+    reads_forward: Option<ReadTree>,
+    reads_backward: Option<ReadTree>,
 }
 
 impl Rules {
-    /// Compiles the write trees of `list`.
+    /// Compiles the write and read trees of `list`.
     #[must_use]
     pub fn new(list: Vec<Rule>) -> Self {
         Self {
             forward: WriteTree::compile(&list, true),
             backward: WriteTree::compile(&list, false),
+            reads_forward: ReadTree::compile(&list, true),
+            reads_backward: ReadTree::compile(&list, false),
             list,
+        }
+    }
+
+    /// What the scope's field rules read in a direction, when there are enough of them.
+    #[must_use]
+    pub fn reads(&self, forward: bool) -> Option<&ReadTree> {
+        if forward {
+            self.reads_forward.as_ref()
+        } else {
+            self.reads_backward.as_ref()
         }
     }
 
