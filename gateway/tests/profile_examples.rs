@@ -187,16 +187,8 @@ fn every_declared_rule_has_a_failing_case() {
         }
     }
     let mut declared = BTreeSet::new();
-    let mut pending = vec![profiles_dir()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("readable").filter_map(Result::ok) {
-            let path = entry.path();
-            if path.is_dir() && !path.ends_with("examples") {
-                pending.push(path);
-            } else if path.to_string_lossy().ends_with(".schema.json") {
-                collect(&read_json(&path), &mut declared);
-            }
-        }
+    for (_, document) in profile_documents() {
+        collect(&document, &mut declared);
     }
     let mut expected = BTreeSet::new();
     for (_, dir) in example_dirs() {
