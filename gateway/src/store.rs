@@ -39,6 +39,10 @@ pub enum StoreError {
     /// A URL names no supported database.
     #[error("unsupported database URL (use sqlite:// or postgres://)")]
     Unsupported,
+    /// A SQLite checkpoint could not finish (another checkpoint, or a writer or reader that
+    /// stayed past the busy timeout); the next one tries again.
+    #[error("checkpoint busy")]
+    Busy,
 }
 
 /// A pool and its backend.
@@ -95,6 +99,15 @@ impl Store {
     /// # Errors
     /// When the database cannot be reached or migrated.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect_without_checkpoints(url).await?;
+        if store.backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_regularly(store.pool.clone()));
+        }
+        Ok(store)
+    }
+
+    /// [`Store::connect`] without SQLite's background checkpoints (tests drive them).
+    async fn connect_without_checkpoints(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -119,7 +132,8 @@ impl Store {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; \
+                             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 134217728; \
+                             PRAGMA cache_size = -65536; \
                              PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
@@ -131,9 +145,6 @@ impl Store {
             .await?;
         let store = Self { pool, backend };
         store.migrate().await?;
-        if backend == Backend::Sqlite {
-            tokio::spawn(checkpoint_regularly(store.pool.clone()));
-        }
         Ok(store)
     }
 
@@ -307,8 +318,19 @@ impl Store {
     }
 }
 
+/// Frames (4 KB pages) the write-ahead log may hold before a checkpoint waits for a gap
+/// between write transactions to start the log again from its beginning.
+const WAL_RESTART_FRAMES: i64 = 32 * 1024;
+
 /// Moves the SQLite write-ahead log into the database file every half second, off the
 /// writers' path (a passive checkpoint never blocks them).
+///
+/// A passive checkpoint copies frames but never starts the log over: SQLite does that only
+/// when a write begins after everything has been copied, which a steady stream of batches
+/// never allows. Under a long stream the log grew by about 130 MB/s, without bound. So when it
+/// holds more than [`WAL_RESTART_FRAMES`], a `RESTART` checkpoint waits for the transaction
+/// being written, copies what is left and starts the log over; writers wait that long, and
+/// the log stays near 128 MB (`journal_size_limit` trims a longer file when it restarts).
 async fn checkpoint_regularly(pool: AnyPool) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -316,13 +338,45 @@ async fn checkpoint_regularly(pool: AnyPool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::debug!(%error, "checkpoint skipped");
-        }
+        checkpoint_once(&pool, WAL_RESTART_FRAMES).await;
     }
+}
+
+/// One passive checkpoint, and a restarting one when the log holds more than
+/// `restart_above` frames. Failures are only logged: the next tick tries again.
+async fn checkpoint_once(pool: &AnyPool, restart_above: i64) {
+    match checkpoint(pool, Checkpoint::Passive).await {
+        Ok(frames) if frames > restart_above => {
+            if let Err(error) = checkpoint(pool, Checkpoint::Restart).await {
+                tracing::debug!(%error, "restarting checkpoint skipped");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "checkpoint skipped"),
+    }
+}
+
+/// The two SQLite checkpoint modes the gateway uses.
+#[derive(Debug, Clone, Copy)]
+enum Checkpoint {
+    /// Copies what it can and never waits.
+    Passive,
+    /// Waits for the writer and the readers, copies everything and starts the log over.
+    Restart,
+}
+
+/// Runs a checkpoint; returns the frames the log held.
+async fn checkpoint(pool: &AnyPool, mode: Checkpoint) -> Result<i64, StoreError> {
+    let sql = match mode {
+        Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Checkpoint::Restart => "PRAGMA wal_checkpoint(RESTART)",
+    };
+    let row = sqlx::query(sql).fetch_one(pool).await?;
+    let (busy, frames): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    if busy != 0 || frames < 0 {
+        return Err(StoreError::Busy);
+    }
+    Ok(frames)
 }
 
 /// Tables [`Store::count`] can count.
@@ -907,5 +961,92 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn write_document(pool: &AnyPool, n: usize) {
+        sqlx::query(
+            "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) \
+             VALUES ($1, $2, 1, 'e', $3)",
+        )
+        .bind(format!("1.2.246.99.13.{n}"))
+        .bind(format!("1.2.246.99.14.{n}"))
+        .bind("x".repeat(3000))
+        .execute(pool)
+        .await
+        .expect("insert");
+    }
+
+    /// One second of a busy gateway: a writer and a reader that never pause, and a checkpoint
+    /// every 50 ms. Returns the size the write-ahead log file grew to.
+    async fn wal_file_after_busy_second(restart_above: Option<i64>) -> u64 {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = sqlite_store(&dir).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let running = |stop: &std::sync::Arc<std::sync::atomic::AtomicBool>| {
+            !stop.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let writer = tokio::spawn({
+            let (pool, stop) = (store.pool.clone(), stop.clone());
+            async move {
+                let mut n = 0;
+                while running(&stop) {
+                    n += 1;
+                    write_document(&pool, n).await;
+                }
+            }
+        });
+        let reader = tokio::spawn({
+            let (store, stop) = (store.clone(), stop.clone());
+            async move {
+                while running(&stop) {
+                    let mut read = store.begin_read().await.expect("reader");
+                    sqlx::query("SELECT COUNT(*) FROM documents")
+                        .fetch_one(&mut *read)
+                        .await
+                        .expect("read");
+                    read.rollback().await.expect("end of read");
+                }
+            }
+        });
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match restart_above {
+                Some(frames) => checkpoint_once(&store.pool, frames).await,
+                None => {
+                    let _ = checkpoint(&store.pool, Checkpoint::Passive).await;
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.await.expect("writer");
+        reader.await.expect("reader");
+        std::fs::metadata(dir.path().join("g.db-wal"))
+            .expect("log file")
+            .len()
+    }
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
+        Store::connect_without_checkpoints(&url)
+            .await
+            .expect("store")
+    }
+
+    /// Passive checkpoints copy the log but, with writes that never pause, SQLite never
+    /// starts it over and the file grows with every write; restarting checkpoints keep it to
+    /// what is written between two of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_stays_short_under_writes_that_never_pause() {
+        let passive_only = wal_file_after_busy_second(None).await;
+        let restarting = wal_file_after_busy_second(Some(0)).await;
+        assert!(
+            restarting * 4 < passive_only,
+            "log file: {restarting} bytes with restarts, {passive_only} without"
+        );
     }
 }
