@@ -239,10 +239,12 @@ async fn decide_ahead(
 ) -> Option<Decided> {
     let clock = Instant::now();
     let mut tx = store.begin_read().await.ok()?;
-    let state = read_state(store.backend(), &mut tx, batch, facts, Some(writes))
-        .await
-        .ok()?;
-    drop(tx);
+    let state = read_state(store.backend(), &mut tx, batch, facts, Some(writes)).await;
+    // Ended now, not when the pool next hands the connection out: an open read transaction
+    // keeps SQLite from starting its log over, and PostgreSQL from vacuuming behind it.
+    let ended = tx.rollback().await;
+    let state = state.ok()?;
+    ended.ok()?;
     timings.read = clock.elapsed();
     let clock = Instant::now();
     let decided = decide_batch(engine, state, batch, facts);
