@@ -129,13 +129,13 @@ impl Store {
                         // spill to the WAL in the middle of the transaction and are written
                         // again at commit, so the cache is 64 MB per connection. Statement
                         // journals (multi-row inserts) stay in memory.
-                        conn.execute(
+                        conn.execute(sqlx::AssertSqlSafe(format!(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 134217728; \
-                             PRAGMA cache_size = -65536; \
-                             PRAGMA temp_store = MEMORY;",
-                        )
+                             PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
+                             PRAGMA wal_autocheckpoint = 0; \
+                             PRAGMA journal_size_limit = 134217728; \
+                             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
+                        )))
                         .await?;
                     }
                     Ok(())
@@ -318,6 +318,9 @@ impl Store {
     }
 }
 
+/// How long a SQLite connection waits for a lock (the `busy_timeout` every connection sets).
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+
 /// Frames (4 KB pages) the write-ahead log may hold before a checkpoint waits for a gap
 /// between write transactions to start the log again from its beginning.
 const WAL_RESTART_FRAMES: i64 = 32 * 1024;
@@ -366,12 +369,31 @@ enum Checkpoint {
 }
 
 /// Runs a checkpoint; returns the frames the log held.
+///
+/// A restarting checkpoint holds new writers back while it waits for the readers to move on,
+/// for as long as the connection's busy timeout: 10 s would let one long reader (an audit
+/// export) stall every exchange. It waits a quarter of a second at most and tries again on a
+/// later tick.
 async fn checkpoint(pool: &AnyPool, mode: Checkpoint) -> Result<i64, StoreError> {
-    let sql = match mode {
-        Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
-        Checkpoint::Restart => "PRAGMA wal_checkpoint(RESTART)",
-    };
-    let row = sqlx::query(sql).fetch_one(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let row = match mode {
+        Checkpoint::Passive => {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&mut *conn)
+                .await
+        }
+        Checkpoint::Restart => {
+            conn.execute("PRAGMA busy_timeout = 250").await?;
+            let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .fetch_one(&mut *conn)
+                .await;
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"
+            )))
+            .await?;
+            row
+        }
+    }?;
     let (busy, frames): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
     if busy != 0 || frames < 0 {
         return Err(StoreError::Busy);
@@ -1035,6 +1057,31 @@ mod tests {
         Store::connect_without_checkpoints(&url)
             .await
             .expect("store")
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stays_holds_a_restarting_checkpoint_back_briefly_not_for_the_busy_timeout()
+     {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = sqlite_store(&dir).await;
+        write_document(&store.pool, 1).await;
+        let mut reader = store.begin_read().await.expect("reader");
+        sqlx::query("SELECT COUNT(*) FROM documents")
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read");
+        write_document(&store.pool, 2).await;
+        let started = std::time::Instant::now();
+        let restarted = checkpoint(&store.pool, Checkpoint::Restart).await;
+        let waited = started.elapsed();
+        assert!(matches!(restarted, Err(StoreError::Busy)), "{restarted:?}");
+        assert!(
+            waited < Duration::from_millis(BUSY_TIMEOUT_MS / 4),
+            "writers were held back {waited:?}"
+        );
+        reader.rollback().await.expect("end of read");
+        write_document(&store.pool, 3).await;
+        assert!(checkpoint(&store.pool, Checkpoint::Restart).await.is_ok());
     }
 
     /// Passive checkpoints copy the log but, with writes that never pause, SQLite never
