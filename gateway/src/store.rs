@@ -133,7 +133,7 @@ impl Store {
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                              PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
                              PRAGMA wal_autocheckpoint = 0; \
-                             PRAGMA journal_size_limit = 134217728; \
+                             PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}; \
                              PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
                         )))
                         .await?;
@@ -324,6 +324,9 @@ const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Frames (4 KB pages) the write-ahead log may hold before a checkpoint waits for a gap
 /// between write transactions to start the log again from its beginning.
 const WAL_RESTART_FRAMES: i64 = 32 * 1024;
+
+/// The size a write-ahead log file is trimmed to when it starts over: the frames above.
+const WAL_LIMIT_BYTES: i64 = WAL_RESTART_FRAMES * 4096;
 
 /// Moves the SQLite write-ahead log into the database file every half second, off the
 /// writers' path (a passive checkpoint never blocks them).
@@ -1003,9 +1006,9 @@ mod tests {
         .expect("insert");
     }
 
-    /// One second of a busy gateway: a writer and a reader that never pause, and a checkpoint
-    /// every 50 ms. Returns the size the write-ahead log file grew to.
-    async fn wal_file_after_busy_second(restart_above: Option<i64>) -> u64 {
+    /// A second and a half of a busy gateway: a writer and a reader that never pause, and a
+    /// checkpoint every 50 ms. Returns the size the write-ahead log file grew to.
+    async fn wal_file_after_busy_writes(restart_above: Option<i64>) -> u64 {
         let dir = tempfile::tempdir().expect("dir");
         let store = sqlite_store(&dir).await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1035,7 +1038,7 @@ mod tests {
                 }
             }
         });
-        for _ in 0..20 {
+        for _ in 0..30 {
             tokio::time::sleep(Duration::from_millis(50)).await;
             match restart_above {
                 Some(frames) => checkpoint_once(&store.pool, frames).await,
@@ -1089,10 +1092,12 @@ mod tests {
     /// what is written between two of them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_write_ahead_log_stays_short_under_writes_that_never_pause() {
-        let passive_only = wal_file_after_busy_second(None).await;
-        let restarting = wal_file_after_busy_second(Some(0)).await;
+        let passive_only = wal_file_after_busy_writes(None).await;
+        let restarting = wal_file_after_busy_writes(Some(0)).await;
         assert!(
-            restarting * 4 < passive_only,
+            // Twice is a margin for a busy machine, where some restarts give up: measured
+            // 3 – 8 times smaller, and alike (43 MB and 42 MB) with the restart taken out.
+            restarting * 2 < passive_only,
             "log file: {restarting} bytes with restarts, {passive_only} without"
         );
     }
