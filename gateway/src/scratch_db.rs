@@ -43,6 +43,27 @@ pub async fn create(admin_url: &str, prefix: &str) -> Result<ScratchSchema, sqlx
     Ok(ScratchSchema { name, url })
 }
 
+/// [`create`] for a storage test: `None`, with a `SKIPPED` line saying why, when PostgreSQL
+/// cannot be reached, so the test runs on SQLite only.
+///
+/// # Panics
+/// When PostgreSQL cannot be reached in CI (`CI=true`): there the PostgreSQL tests must run.
+pub async fn create_for_test(admin_url: &str, prefix: &str) -> Option<ScratchSchema> {
+    match create(admin_url, prefix).await {
+        Ok(schema) => Some(schema),
+        Err(error) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL must be reachable at {admin_url} in CI: {error}"
+            );
+            eprintln!(
+                "SKIPPED: PostgreSQL is not reachable at {admin_url} ({error}); this test ran on SQLite only"
+            );
+            None
+        }
+    }
+}
+
 /// Drops a schema made by [`create`] with everything in it.
 ///
 /// # Errors

@@ -158,12 +158,7 @@ impl Pipeline {
                     started,
                 });
             }
-            Err(error) => {
-                tracing::error!(%error, jobs = batch.len(), "audit write failed; refusing the batch");
-                for job in batch {
-                    let _ = job.reply.send(Err(Unavailable));
-                }
-            }
+            Err(error) => refuse_all(batch, &error.to_string()),
         }
     }
 
@@ -198,13 +193,18 @@ impl Pipeline {
                 true
             }
             Err(error) => {
-                tracing::error!(%error, jobs = jobs.len(), "audit write failed; refusing the batch");
-                for job in jobs {
-                    let _ = job.reply.send(Err(Unavailable));
-                }
+                refuse_all(jobs, &error);
                 false
             }
         }
+    }
+}
+
+/// Answers every job of a batch that could not be written with 503: nothing unaudited.
+fn refuse_all(jobs: Vec<Job>, error: &str) {
+    tracing::error!(%error, jobs = jobs.len(), "audit write failed; refusing the batch");
+    for job in jobs {
+        let _ = job.reply.send(Err(Unavailable));
     }
 }
 
@@ -1295,6 +1295,20 @@ mod tests {
         Ok(results)
     }
 
+    /// The answers of `batch` committed one job at a time, on a store of their own.
+    async fn one_by_one(engine: &Engine, batch: &[Job]) -> Vec<ExchangeResult> {
+        let dir = tempfile::tempdir().expect("dir");
+        let single_store = store(&dir).await;
+        let mut results = Vec::new();
+        for job in batch {
+            let mut result = commit(engine, &single_store, std::slice::from_ref(job))
+                .await
+                .expect("commit");
+            results.append(&mut result);
+        }
+        results
+    }
+
     async fn answered(answers: Vec<Answer>) -> Vec<ExchangeResult> {
         let mut results = Vec::new();
         for answer in answers {
@@ -1347,16 +1361,7 @@ mod tests {
             later.iter().all(|r| r.outcome == Outcome::Duplicate),
             "the stored crosswalk holds each record's latest version"
         );
-        let single = tempfile::tempdir().expect("dir");
-        let single_store = store(&single).await;
-        let mut one_by_one = Vec::new();
-        for job in &batch {
-            let mut result = commit(engine, &single_store, std::slice::from_ref(job))
-                .await
-                .expect("commit");
-            one_by_one.append(&mut result);
-        }
-        assert_eq!(seen(&together), seen(&one_by_one));
+        assert_eq!(seen(&together), seen(&one_by_one(engine, &batch).await));
         together.iter().map(|r| r.status).collect()
     }
 
@@ -1474,16 +1479,8 @@ mod tests {
             .expect("second commit");
         results.append(&mut second_results);
 
-        let single = tempfile::tempdir().expect("dir");
-        let single_store = store(&single).await;
-        let mut one_by_one = Vec::new();
-        for job in jobs(&engine, records.into_iter().chain(later).collect()) {
-            let mut result = commit(&engine, &single_store, std::slice::from_ref(&job))
-                .await
-                .expect("commit");
-            one_by_one.append(&mut result);
-        }
-        assert_eq!(seen(&results), seen(&one_by_one));
+        let all = jobs(&engine, records.into_iter().chain(later).collect());
+        assert_eq!(seen(&results), seen(&one_by_one(&engine, &all).await));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1508,16 +1505,8 @@ mod tests {
         assert_eq!(pipeline.decided_again, 0);
         let pipelined = answered(answers).await;
 
-        let single = tempfile::tempdir().expect("dir");
-        let single_store = store(&single).await;
-        let mut one_by_one = Vec::new();
-        for job in jobs(&engine, records) {
-            let mut result = commit(&engine, &single_store, std::slice::from_ref(&job))
-                .await
-                .expect("commit");
-            one_by_one.append(&mut result);
-        }
-        assert_eq!(seen(&pipelined), seen(&one_by_one));
+        let single = one_by_one(&engine, &jobs(&engine, records)).await;
+        assert_eq!(seen(&pipelined), seen(&single));
         let verified = crate::http::verify_log(&pipeline.store)
             .await
             .expect("verify");

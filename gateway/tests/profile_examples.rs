@@ -167,28 +167,23 @@ fn invalid_examples_fail_with_exactly_their_issues() {
 /// one invalid case, so no rule of the contract goes untested.
 #[test]
 fn every_declared_rule_has_a_failing_case() {
-    fn collect(value: &Value, rules: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(map) => {
-                if let Some(rule) = map.get("x-rule").and_then(Value::as_str) {
-                    rules.insert(rule.to_owned());
-                }
-                if let Some(list) = map.get("x-sosku-rules").and_then(Value::as_array) {
-                    for rule in list {
-                        if let Some(id) = rule.get("rule").and_then(Value::as_str) {
-                            rules.insert(id.to_owned());
-                        }
-                    }
-                }
-                map.values().for_each(|v| collect(v, rules));
-            }
-            Value::Array(items) => items.iter().for_each(|v| collect(v, rules)),
-            _ => {}
-        }
-    }
     let mut declared = BTreeSet::new();
     for (_, document) in profile_documents() {
-        collect(&document, &mut declared);
+        each_object(&document, &mut |map| {
+            if let Some(rule) = map.get("x-rule").and_then(Value::as_str) {
+                declared.insert(rule.to_owned());
+            }
+            for rule in map
+                .get("x-sosku-rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(id) = rule.get("rule").and_then(Value::as_str) {
+                    declared.insert(id.to_owned());
+                }
+            }
+        });
     }
     let mut expected = BTreeSet::new();
     for (_, dir) in example_dirs() {
@@ -205,6 +200,18 @@ fn every_declared_rule_has_a_failing_case() {
         untested.is_empty(),
         "rules without an invalid case: {untested:?}"
     );
+}
+
+/// Calls `visit` with every object in `value`, outermost first.
+fn each_object<'v>(value: &'v Value, visit: &mut impl FnMut(&'v serde_json::Map<String, Value>)) {
+    match value {
+        Value::Object(map) => {
+            visit(map);
+            map.values().for_each(|v| each_object(v, visit));
+        }
+        Value::Array(items) => items.iter().for_each(|v| each_object(v, visit)),
+        _ => {}
+    }
 }
 
 /// The profile files below `profiles/` (examples excluded), parsed.
@@ -231,30 +238,22 @@ fn profile_documents() -> Vec<(PathBuf, Value)> {
 /// accepts, or the list would admit what the pattern refuses.
 #[test]
 fn values_listed_before_a_pattern_match_the_pattern() {
-    fn collect<'v>(value: &'v Value, found: &mut Vec<(&'v [Value], &'v str)>) {
-        match value {
-            Value::Object(map) => {
-                let listed = map
-                    .get("if")
-                    .and_then(|check| check.get("enum"))
-                    .and_then(Value::as_array);
-                let pattern = map
-                    .get("else")
-                    .and_then(|fallback| fallback.get("pattern"))
-                    .and_then(Value::as_str);
-                if let (Some(listed), Some(pattern)) = (listed, pattern) {
-                    found.push((listed, pattern));
-                }
-                map.values().for_each(|v| collect(v, found));
-            }
-            Value::Array(items) => items.iter().for_each(|v| collect(v, found)),
-            _ => {}
-        }
-    }
     let documents = profile_documents();
     let mut found = Vec::new();
     for (_, document) in &documents {
-        collect(document, &mut found);
+        each_object(document, &mut |map| {
+            let listed = map
+                .get("if")
+                .and_then(|check| check.get("enum"))
+                .and_then(Value::as_array);
+            let pattern = map
+                .get("else")
+                .and_then(|fallback| fallback.get("pattern"))
+                .and_then(Value::as_str);
+            if let (Some(listed), Some(pattern)) = (listed, pattern) {
+                found.push((listed, pattern));
+            }
+        });
     }
     // The coding system, FLO_MEAS_ID and the two MEAS_VALUE ranges.
     assert!(found.len() >= 4, "only {} lists found", found.len());
@@ -273,25 +272,17 @@ fn values_listed_before_a_pattern_match_the_pattern() {
 /// systems, so that no valid document needs the pattern regex for its systems.
 #[test]
 fn every_fixed_code_system_is_listed_in_the_coding() {
-    fn collect(value: &Value, fixed: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(map) => {
-                if let Some(system) = map
-                    .get("system")
-                    .and_then(|s| s.get("const"))
-                    .and_then(Value::as_str)
-                {
-                    fixed.insert(system.to_owned());
-                }
-                map.values().for_each(|v| collect(v, fixed));
-            }
-            Value::Array(items) => items.iter().for_each(|v| collect(v, fixed)),
-            _ => {}
-        }
-    }
     let mut fixed = BTreeSet::new();
     for (_, document) in profile_documents() {
-        collect(&document, &mut fixed);
+        each_object(&document, &mut |map| {
+            if let Some(system) = map
+                .get("system")
+                .and_then(|s| s.get("const"))
+                .and_then(Value::as_str)
+            {
+                fixed.insert(system.to_owned());
+            }
+        });
     }
     let common = read_json(&profiles_dir().join("common/defs.schema.json"));
     let listed: BTreeSet<String> = common
