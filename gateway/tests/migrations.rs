@@ -1,0 +1,146 @@
+//! Upgrades keep what is stored: a database made by an earlier release, with rows in it, is
+//! migrated by the current one and every row is still found the way the writer and the
+//! delivery worker look it up. On SQLite and on PostgreSQL.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::Db;
+use gateway::store::{self, CrosswalkRow, KeyedCrosswalk, Store, Table};
+use sqlx::Executor;
+
+/// Migrations up to and including `last`, as an earlier release applied them.
+fn migrator_up_to(db: Db, last: i64) -> sqlx::migrate::Migrator {
+    let mut migrator = match db {
+        Db::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+        Db::Postgres => sqlx::migrate!("../migrations/postgres"),
+    };
+    migrator.migrations = Cow::Owned(
+        migrator
+            .migrations
+            .iter()
+            .filter(|migration| migration.version <= last)
+            .cloned()
+            .collect(),
+    );
+    migrator
+}
+
+/// Rows as release 4 wrote them: one record with its case and its pending delivery.
+const ROWS_OF_RELEASE_4: &str = "\
+    INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
+        latest_document, latest_revision, content_digest, exchange_id) \
+        VALUES ('APOTTI', 'decision', 'SD-UPGRADE-1', '1.2.246.10.99.13.2026.1', 2, \
+        '1.2.246.10.99.13.2026.2', 2, 'sha256:00', 'ex-2'); \
+    INSERT INTO case_crosswalk (source_system, case_id, case_oid) \
+        VALUES ('APOTTI', 'CASE-UPGRADE-1', '1.2.246.10.99.14.2026.1'); \
+    INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) \
+        VALUES ('1.2.246.10.99.13.2026.2', '1.2.246.10.99.13.2026.1', 2, 'ex-2', '{}'); \
+    INSERT INTO outbox (document_oid, exchange_id, set_oid, version, status, attempts, \
+        next_attempt_at) VALUES ('1.2.246.10.99.13.2026.2', 'ex-2', '1.2.246.10.99.13.2026.1', \
+        2, 'pending', 0, '2026-12-01T00:00:00Z');";
+
+async fn upgrade_from_release_4(db: Db) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(url) = common::fresh_database(db, dir.path()).await else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let old = sqlx::AnyPool::connect(&url).await.expect("connect");
+    migrator_up_to(db, 4)
+        .run(&old)
+        .await
+        .expect("release 4's migrations");
+    old.execute(ROWS_OF_RELEASE_4)
+        .await
+        .expect("release 4's rows");
+    old.close().await;
+
+    let store = Store::connect(&url).await.expect("upgrade");
+    let backend = store.backend();
+    let mut tx = store.begin_read().await.expect("read");
+    let by_id = store::load_crosswalk(backend, &mut tx, &["SD-UPGRADE-1".to_owned()], &[])
+        .await
+        .expect("crosswalk by source id");
+    assert_eq!(by_id.len(), 1, "the record is found by its source id");
+    assert_eq!(by_id[0].row.latest_version, 2);
+    assert_eq!(by_id[0].row.latest_document, "1.2.246.10.99.13.2026.2");
+    let by_set = store::load_crosswalk(
+        backend,
+        &mut tx,
+        &[],
+        &["1.2.246.10.99.13.2026.1".to_owned()],
+    )
+    .await
+    .expect("crosswalk by set");
+    assert_eq!(by_set.len(), 1, "the record is found by its set OID");
+    let cases = store::load_cases(backend, &mut tx, &["CASE-UPGRADE-1".to_owned()], &[])
+        .await
+        .expect("cases");
+    assert_eq!(
+        cases,
+        vec![(
+            "APOTTI".to_owned(),
+            "CASE-UPGRADE-1".to_owned(),
+            "1.2.246.10.99.14.2026.1".to_owned()
+        )]
+    );
+    tx.rollback().await.expect("end read");
+
+    let pending = store.deliveries("pending", 10).await.expect("outbox");
+    assert_eq!(pending.len(), 1, "the pending delivery survives");
+    assert_eq!(pending[0].document_oid, "1.2.246.10.99.13.2026.2");
+
+    // The key still identifies one row: writing it again updates it in place.
+    let (mut tx, _, _) = store.begin_write().await.expect("write");
+    let revised = KeyedCrosswalk {
+        source_system: "APOTTI".to_owned(),
+        record_type: "decision".to_owned(),
+        source_id: "SD-UPGRADE-1".to_owned(),
+        row: CrosswalkRow {
+            set_oid: "1.2.246.10.99.13.2026.1".to_owned(),
+            latest_version: 3,
+            latest_document: "1.2.246.10.99.13.2026.3".to_owned(),
+            latest_revision: 3,
+            content_digest: "sha256:01".to_owned(),
+            exchange_id: "ex-3".to_owned(),
+        },
+    };
+    store::write_crosswalk(backend, &mut tx, &[revised])
+        .await
+        .expect("upsert");
+    tx.commit().await.expect("commit");
+    assert_eq!(store.count(Table::Crosswalk).await.expect("count"), 1);
+    // And a second record cannot take the same set OID.
+    let (mut tx, _, _) = store.begin_write().await.expect("write");
+    let thief = KeyedCrosswalk {
+        source_system: "APOTTI".to_owned(),
+        record_type: "decision".to_owned(),
+        source_id: "SD-UPGRADE-2".to_owned(),
+        row: CrosswalkRow {
+            set_oid: "1.2.246.10.99.13.2026.1".to_owned(),
+            latest_version: 1,
+            latest_document: "1.2.246.10.99.13.2026.9".to_owned(),
+            latest_revision: 1,
+            content_digest: "sha256:02".to_owned(),
+            exchange_id: "ex-9".to_owned(),
+        },
+    };
+    assert!(
+        store::write_crosswalk(backend, &mut tx, &[thief])
+            .await
+            .is_err(),
+        "set OIDs stay unique"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_database_of_release_4_is_upgraded_with_its_rows() {
+    upgrade_from_release_4(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_database_of_release_4_is_upgraded_with_its_rows() {
+    upgrade_from_release_4(Db::Postgres).await;
+}
