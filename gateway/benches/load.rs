@@ -9,6 +9,8 @@
 //! - one NDJSON request of 100 000 records: records per second.
 //!
 //! `LOAD_BACKEND=sqlite|postgres` runs one backend only; `LOAD_ONLY=ndjson` only the stream.
+//! With `LOAD_KEEP_DATA=1` the stream's SQLite database is kept and its directory printed, to
+//! see where its bytes go (`sqlite3 gateway.db "SELECT name, count(*) FROM dbstat GROUP BY 1"`).
 //!
 //! The client runs on the same 2-core machine as the server (as a co-located load generator
 //! would), so the figures are conservative. `LOAD_SECONDS` shortens or lengthens the runs.
@@ -248,6 +250,10 @@ fn main() {
                 let (accepted, rate) = ndjson(&base, 100_000, Arc::clone(&counter)).await;
                 println!("{name}: NDJSON, one request of 100000 records: {accepted} accepted, {rate:.0} records/s");
                 let _ = stop.send(());
+                if std::env::var_os("LOAD_KEEP_DATA").is_some() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    println!("{name}: data kept in {}", dir.keep().display());
+                }
                 continue;
             }
             // Latency at a steady 1 000/s first, then the same right after the closed-loop
