@@ -207,6 +207,65 @@ pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Members of an Apotti-like message that say how it travelled, not what it says: a resend
+/// differs from the first send only in these.
+pub const TRANSFER_MEMBERS: [&str; 2] = ["MSG_ID", "MSG_DTTM"];
+
+/// A record's two digests from one serialization: `input` over its compact JSON (the audit
+/// entry's input digest) and `content` over the same without the [`TRANSFER_MEMBERS`] (what
+/// decides "the same content again"). Each equals [`digest`] of `serde_json::to_vec` of the
+/// record, or of the record without those members.
+///
+/// # Errors
+/// When a value cannot be serialized (it always can; `serde_json` only says it might).
+pub fn record_digests(record: &Value) -> Result<RecordDigests, serde_json::Error> {
+    let Some(members) = record.as_object() else {
+        let whole = digest(&serde_json::to_vec(record)?);
+        return Ok(RecordDigests {
+            content: whole.clone(),
+            input: whole,
+        });
+    };
+    let mut input = Sha256::new();
+    let mut content = Sha256::new();
+    input.update(b"{");
+    content.update(b"{");
+    let mut member = Vec::with_capacity(512);
+    let mut content_is_empty = true;
+    for (index, (key, value)) in members.iter().enumerate() {
+        member.clear();
+        serde_json::to_writer(&mut member, key)?;
+        member.push(b':');
+        serde_json::to_writer(&mut member, value)?;
+        if index > 0 {
+            input.update(b",");
+        }
+        input.update(&member);
+        if !TRANSFER_MEMBERS.contains(&key.as_str()) {
+            if !content_is_empty {
+                content.update(b",");
+            }
+            content_is_empty = false;
+            content.update(&member);
+        }
+    }
+    input.update(b"}");
+    content.update(b"}");
+    Ok(RecordDigests {
+        input: format!("sha256:{}", hex::encode(input.finalize())),
+        content: format!("sha256:{}", hex::encode(content.finalize())),
+    })
+}
+
+/// See [`record_digests`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDigests {
+    /// Over the whole record.
+    pub input: String,
+    /// Over the record without its transfer members.
+    pub content: String,
+}
+
 /// The keyed hash that stands in for a hetu.
 #[derive(Clone)]
 pub struct ClientHasher {
@@ -556,6 +615,54 @@ pub fn audit_event(seq: i64, entry: &AuditEntry) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digests as they were made before [`record_digests`]: two serializations.
+    fn digests_serialized_twice(record: &Value) -> RecordDigests {
+        let content = match record.as_object() {
+            Some(map) => {
+                let kept: std::collections::BTreeMap<&String, &Value> = map
+                    .iter()
+                    .filter(|(key, _)| !TRANSFER_MEMBERS.contains(&key.as_str()))
+                    .collect();
+                serde_json::to_vec(&kept)
+            }
+            None => serde_json::to_vec(record),
+        };
+        RecordDigests {
+            input: digest(&serde_json::to_vec(record).expect("json")),
+            content: digest(&content.expect("json")),
+        }
+    }
+
+    #[test]
+    fn record_digests_equal_two_serializations() {
+        let records = [
+            json!({"MSG_ID": "M-1", "MSG_DTTM": "2026-03-05 10:00", "DECISION": {"TEXT": "Päätös \"lainausmerkein\"\n"}, "A": [1, 2.5, null, true]}),
+            json!({"MSG_ID": "only transfer"}),
+            json!({"ÄÖ": "ei siirtoa", "emoji \u{1F600}": {"\u{7}": "ohjausmerkki"}}),
+            json!({}),
+            json!(["not", "an", "object"]),
+            json!("text"),
+        ];
+        for record in records {
+            assert_eq!(
+                record_digests(&record).expect("digests"),
+                digests_serialized_twice(&record),
+                "{record}"
+            );
+        }
+        let resend = json!({"MSG_ID": "M-2", "MSG_DTTM": "2026-03-06 11:00", "DECISION": {"TEXT": "Päätös \"lainausmerkein\"\n"}, "A": [1, 2.5, null, true]});
+        let first = json!({"MSG_ID": "M-1", "MSG_DTTM": "2026-03-05 10:00", "DECISION": {"TEXT": "Päätös \"lainausmerkein\"\n"}, "A": [1, 2.5, null, true]});
+        let (resend, first) = (
+            record_digests(&resend).expect("digests"),
+            record_digests(&first).expect("digests"),
+        );
+        assert_eq!(
+            resend.content, first.content,
+            "a resend has the same content"
+        );
+        assert_ne!(resend.input, first.input, "but not the same input");
+    }
 
     fn entry(n: i64) -> AuditEntry {
         AuditEntry {

@@ -109,6 +109,8 @@ pub(crate) struct Job {
     pub(crate) direction: Direction,
     pub(crate) actor: Actor,
     pub(crate) input_digest: String,
+    /// Made with the input digest when the record was read ([`audit::record_digests`]).
+    pub(crate) content_digest: Option<String>,
     pub(crate) prepared: Prepared,
     pub(crate) reply: oneshot::Sender<Result<ExchangeResult, Unavailable>>,
 }
@@ -244,13 +246,17 @@ impl Gateway {
         direction: Direction,
         record: Result<Value, Issue>,
     ) -> Result<Ready, Unavailable> {
-        let input_digest = match &record {
-            Ok(value) => audit::digest(&serde_json::to_vec(value).map_err(|_| Unavailable)?),
-            Err(issue) => audit::digest(issue.message.as_bytes()),
+        let (input_digest, content_digest) = match &record {
+            Ok(value) => {
+                let digests = audit::record_digests(value).map_err(|_| Unavailable)?;
+                (digests.input, Some(digests.content))
+            }
+            Err(issue) => (audit::digest(issue.message.as_bytes()), None),
         };
         Ok(Ready {
             direction,
             input_digest,
+            content_digest,
             prepared: self.prepare(direction, record),
         })
     }
@@ -275,6 +281,7 @@ impl Gateway {
             direction: ready.direction,
             actor,
             input_digest: ready.input_digest,
+            content_digest: ready.content_digest,
             prepared: ready.prepared,
             reply,
         };
@@ -309,6 +316,7 @@ impl Gateway {
         let ready = Ready {
             direction,
             input_digest,
+            content_digest: None,
             prepared,
         };
         self.enqueue(actor, ready).await?.await
@@ -320,6 +328,7 @@ impl Gateway {
 pub struct Ready {
     direction: Direction,
     input_digest: String,
+    content_digest: Option<String>,
     prepared: Prepared,
 }
 

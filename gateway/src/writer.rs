@@ -380,7 +380,10 @@ fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
             .and_then(identifiers::custodian_oid_root),
         identity: identity(plan, record),
         revision: revision_of(plan, record).unwrap_or(1),
-        digest: content_digest(record),
+        digest: job
+            .content_digest
+            .clone()
+            .unwrap_or_else(|| content_digest(record)),
         refs: crosswalk_refs(plan, record, job.direction),
     })
 }
@@ -1160,19 +1163,12 @@ fn revision_of(plan: &MappingPlan, record: &Value) -> Option<i64> {
         .and_then(Value::as_i64)
 }
 
-/// Digest of the content that decides "same again": the record without its transfer fields.
+/// Digest of the content that decides "same again", for a job whose digests were not made
+/// when its record was read.
 fn content_digest(record: &Value) -> String {
-    let bytes = match record.as_object() {
-        Some(map) => {
-            let content: std::collections::BTreeMap<&String, &Value> = map
-                .iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "MSG_ID" | "MSG_DTTM"))
-                .collect();
-            serde_json::to_vec(&content)
-        }
-        None => serde_json::to_vec(record),
-    };
-    audit::digest(&bytes.unwrap_or_default())
+    audit::record_digests(record)
+        .map(|digests| digests.content)
+        .unwrap_or_default()
 }
 
 fn current_year() -> i64 {
@@ -1274,6 +1270,7 @@ mod tests {
                     direction: Direction::Forward,
                     actor: Actor::local(),
                     input_digest: String::new(),
+                    content_digest: None,
                     prepared,
                     reply,
                 }
