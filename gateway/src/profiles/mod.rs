@@ -164,7 +164,8 @@ impl Verdict {
 #[derive(Debug)]
 pub struct ProfileRegistry {
     profiles: Vec<Profile>,
-    by_id: HashMap<String, usize>,
+    /// Fx-hashed: the mapping path looks its target profile up once per record.
+    by_id: rustc_hash::FxHashMap<String, usize>,
     /// Raw schema documents by `$id`, for naming the rule (`x-rule`) behind an error.
     documents: HashMap<String, Value>,
 }
