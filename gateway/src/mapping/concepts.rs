@@ -3,9 +3,11 @@
 //! A region swaps in the real THL codes by editing these files, never Rust. A map with a
 //! `system` translates a label to a coding `{code, system, display}`; one without translates
 //! a label to a plain code string (header status, unit OIDs). Lookups are hash maps built once
-//! at load.
+//! at load, with the Fx hash: the keys are our own labels and codes, short, and a record looks
+//! several up (SipHash, the default, cost more than the rest of a look-up). Each entry's Kanta
+//! value is built once too: a record clones it instead of building the coding key by key.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -50,8 +52,10 @@ pub struct ConceptMap {
     pub system: Option<String>,
     /// The entries in file order.
     pub entries: Vec<EntryFile>,
-    by_label: HashMap<String, usize>,
-    by_code: HashMap<String, Vec<usize>>,
+    /// The Kanta value of each entry, by entry index (see [`Self::build_kanta_value`]).
+    kanta_values: Vec<Value>,
+    by_label: FxHashMap<String, usize>,
+    by_code: FxHashMap<String, Vec<usize>>,
 }
 
 /// Why a translation failed.
@@ -75,18 +79,24 @@ impl ConceptMap {
     /// # Errors
     /// Names the duplicated label.
     pub fn compile(file: ConceptMapFile) -> Result<Self, String> {
-        let mut by_label = HashMap::new();
-        let mut by_code: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_label = FxHashMap::default();
+        let mut by_code: FxHashMap<String, Vec<usize>> = FxHashMap::default();
         for (index, entry) in file.entry.iter().enumerate() {
             if by_label.insert(entry.label.clone(), index).is_some() {
                 return Err(format!("label '{}' appears twice", entry.label));
             }
             by_code.entry(entry.code.clone()).or_default().push(index);
         }
+        let kanta_values = file
+            .entry
+            .iter()
+            .map(|entry| Self::build_kanta_value(file.system.as_deref(), entry))
+            .collect();
         Ok(Self {
             id: file.id,
             system: file.system,
             entries: file.entry,
+            kanta_values,
             by_label,
             by_code,
         })
@@ -104,20 +114,32 @@ impl ConceptMap {
     /// When the value is not a string or has no translation.
     pub fn forward(&self, value: &Value) -> Result<Value, ConceptError> {
         let label = value.as_str().ok_or(ConceptError::Shape)?;
-        let entry = self
-            .entry_for_label(label)
+        let index = *self
+            .by_label
+            .get(label)
             .ok_or(ConceptError::NoTranslation)?;
-        Ok(self.kanta_value(entry))
+        Ok(self.kanta_values[index].clone())
+    }
+
+    /// The Kanta value of the entry at `index` (of [`Self::entries`]).
+    #[must_use]
+    pub fn kanta_value_at(&self, index: usize) -> Value {
+        self.kanta_values[index].clone()
     }
 
     /// The Kanta value of an entry.
     #[must_use]
     pub fn kanta_value(&self, entry: &EntryFile) -> Value {
-        match &self.system {
+        Self::build_kanta_value(self.system.as_deref(), entry)
+    }
+
+    /// A coding `{code, system, display}` when the map has a system, else the plain code.
+    fn build_kanta_value(system: Option<&str>, entry: &EntryFile) -> Value {
+        match system {
             Some(system) => {
                 let mut coding = Map::with_capacity(3);
                 coding.insert("code".into(), Value::String(entry.code.clone()));
-                coding.insert("system".into(), Value::String(system.clone()));
+                coding.insert("system".into(), Value::String(system.to_owned()));
                 coding.insert(
                     "display".into(),
                     Value::String(entry.display.clone().unwrap_or_else(|| entry.label.clone())),
@@ -182,5 +204,32 @@ impl ConceptMap {
     #[must_use]
     pub fn has_code(&self, code: &str) -> bool {
         self.by_code.contains_key(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mapping::{MappingSet, MappingSource};
+    use crate::profiles::{ProfileRegistry, ProfileSource};
+
+    /// The values built once at load are the ones building each entry's value gives.
+    #[test]
+    fn prebuilt_kanta_values_are_the_built_ones() {
+        let profiles = ProfileRegistry::load(&ProfileSource::Embedded).expect("profiles");
+        let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("mappings");
+        for map in &set.concepts {
+            for (index, entry) in map.entries.iter().enumerate() {
+                let built = map.kanta_value(entry);
+                assert_eq!(
+                    map.kanta_value_at(index),
+                    built,
+                    "{} {}",
+                    map.id,
+                    entry.label
+                );
+                let label = serde_json::Value::String(entry.label.clone());
+                assert_eq!(map.forward(&label), Ok(built), "{} {}", map.id, entry.label);
+            }
+        }
     }
 }

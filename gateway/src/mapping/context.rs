@@ -6,8 +6,8 @@
 //! what it restored, so that a record mapped forward and then back gets its own ids again.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 
 use super::engine::{Direction, MappingContext};
@@ -16,8 +16,9 @@ use super::plan::{Convert, MappingPlan, Source};
 /// Crosswalk kind of cases; all other kinds are documents.
 pub const CASE_KIND: &str = "case";
 
-/// One direction of the in-memory crosswalk: kind → key → value.
-type Crosswalk = HashMap<String, HashMap<String, String>>;
+/// One direction of the in-memory crosswalk: kind → key → value. Fx-hashed, as the named
+/// values: a run looks several up, and SipHash cost more than the rest of each look-up.
+type Crosswalk = FxHashMap<String, FxHashMap<String, String>>;
 
 fn look_up(crosswalk: &RefCell<Crosswalk>, kind: &str, key: &str) -> Option<String> {
     crosswalk.borrow().get(kind)?.get(key).cloned()
@@ -29,7 +30,7 @@ pub struct LocalContext {
     root: String,
     year: i16,
     next: Cell<u64>,
-    values: HashMap<String, Value>,
+    values: FxHashMap<String, Value>,
     /// kind → source id → OID. Nested so that a look-up borrows its keys (no allocation).
     oids: RefCell<Crosswalk>,
     /// kind → OID → source id.
@@ -42,7 +43,7 @@ impl LocalContext {
     /// defaults for producer, language and custodian type.
     #[must_use]
     pub fn new(root: &str, year: i16) -> Self {
-        let mut values = HashMap::new();
+        let mut values = FxHashMap::default();
         values.insert(
             "producer".to_owned(),
             json!({"vendor": "SOSKU-yhteistyö", "product": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")}),
@@ -55,8 +56,8 @@ impl LocalContext {
             year,
             next: Cell::new(1),
             values,
-            oids: RefCell::new(HashMap::new()),
-            ids: RefCell::new(HashMap::new()),
+            oids: RefCell::new(FxHashMap::default()),
+            ids: RefCell::new(FxHashMap::default()),
             allocate: true,
         }
     }

@@ -728,7 +728,7 @@ impl Run<'_> {
         for (position, (_, entry, members)) in groups.iter().enumerate() {
             let element_path = target_base.child(Piece::Index(position));
             let mut element = Value::Object(Map::new());
-            let coding = map.kanta_value(&map.entries[*entry]);
+            let coding = map.kanta_value_at(*entry);
             group.kanta_key.set(&mut element, coding);
             let mut items = Vec::with_capacity(members.len());
             for (item_index, (row_index, number)) in members.iter().enumerate() {

@@ -34,6 +34,11 @@ struct Node {
     leaf: bool,
 }
 
+/// Up to this many keys an object is built by inserting them one by one: in key order each
+/// insert only compares with the few keys before it, which costs less than bulk-building
+/// (collecting, checking the order, checking for duplicates); above it bulk-building costs less.
+const INSERTED_KEYS: usize = 4;
+
 /// Values of a scope's leaves while it runs, indexed by node.
 pub type Pending = Vec<Option<Value>>;
 
@@ -172,6 +177,15 @@ impl WriteTree {
     /// The object of the fields written below `node`, or `None` when none was written.
     fn build(&self, node: usize, pending: &mut Pending) -> Option<Map<String, Value>> {
         let children = &self.nodes[node].children;
+        if children.len() <= INSERTED_KEYS {
+            let mut map = Map::new();
+            for &child in children {
+                if let Some(value) = self.value(child, pending) {
+                    map.insert(self.nodes[child].key.clone(), value);
+                }
+            }
+            return (!map.is_empty()).then_some(map);
+        }
         let mut entries = Vec::with_capacity(children.len());
         for &child in children {
             if let Some(value) = self.value(child, pending) {
