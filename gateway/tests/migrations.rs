@@ -41,6 +41,23 @@ const ROWS_OF_RELEASE_4: &str = "\
         next_attempt_at) VALUES ('1.2.246.10.99.13.2026.2', 'ex-2', '1.2.246.10.99.13.2026.1', \
         2, 'pending', 0, '2026-12-01T00:00:00Z');";
 
+/// A crosswalk row of a decision in the set `1.2.246.10.99.13.2026.1`.
+fn decision_version(source_id: &str, version: i64, document_oid: &str) -> KeyedCrosswalk {
+    KeyedCrosswalk {
+        source_system: "APOTTI".to_owned(),
+        record_type: "decision".to_owned(),
+        source_id: source_id.to_owned(),
+        row: CrosswalkRow {
+            set_oid: "1.2.246.10.99.13.2026.1".to_owned(),
+            latest_version: version,
+            latest_document: document_oid.to_owned(),
+            latest_revision: version,
+            content_digest: format!("sha256:{version:02}"),
+            exchange_id: format!("ex-{version}"),
+        },
+    }
+}
+
 async fn upgrade_from_release_4(db: Db) {
     let dir = tempfile::tempdir().expect("dir");
     let Some(url) = common::fresh_database(db, dir.path()).await else {
@@ -94,19 +111,7 @@ async fn upgrade_from_release_4(db: Db) {
 
     // The key still identifies one row: writing it again updates it in place.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
-    let revised = KeyedCrosswalk {
-        source_system: "APOTTI".to_owned(),
-        record_type: "decision".to_owned(),
-        source_id: "SD-UPGRADE-1".to_owned(),
-        row: CrosswalkRow {
-            set_oid: "1.2.246.10.99.13.2026.1".to_owned(),
-            latest_version: 3,
-            latest_document: "1.2.246.10.99.13.2026.3".to_owned(),
-            latest_revision: 3,
-            content_digest: "sha256:01".to_owned(),
-            exchange_id: "ex-3".to_owned(),
-        },
-    };
+    let revised = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3");
     store::write_crosswalk(backend, &mut tx, &[revised])
         .await
         .expect("upsert");
@@ -114,19 +119,7 @@ async fn upgrade_from_release_4(db: Db) {
     assert_eq!(store.count(Table::Crosswalk).await.expect("count"), 1);
     // And a second record cannot take the same set OID.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
-    let thief = KeyedCrosswalk {
-        source_system: "APOTTI".to_owned(),
-        record_type: "decision".to_owned(),
-        source_id: "SD-UPGRADE-2".to_owned(),
-        row: CrosswalkRow {
-            set_oid: "1.2.246.10.99.13.2026.1".to_owned(),
-            latest_version: 1,
-            latest_document: "1.2.246.10.99.13.2026.9".to_owned(),
-            latest_revision: 1,
-            content_digest: "sha256:02".to_owned(),
-            exchange_id: "ex-9".to_owned(),
-        },
-    };
+    let thief = decision_version("SD-UPGRADE-2", 1, "1.2.246.10.99.13.2026.9");
     assert!(
         store::write_crosswalk(backend, &mut tx, &[thief])
             .await
