@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use futures::{FutureExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::audit::{self, Actor, AuditEntry};
@@ -175,32 +175,55 @@ pub(crate) async fn kanta_to_apotti(
     exchange(state, Direction::Backward, actor, headers, body).await
 }
 
-/// One exchange's answer: the envelope (outcome, ids, OperationOutcome) as a JSON value, and the
-/// document's text, which goes in as it is (see [`with_document`]).
-fn result_json(result: ExchangeResult) -> (Value, Option<String>) {
-    let mut value = json!({
-        "exchangeId": result.exchange_id,
-        "outcome": result.outcome,
-        "status": result.status,
-        "operationOutcome": OperationOutcome::from_issues(&result.issues, match result.outcome {
-            Outcome::Duplicate => "already archived: the same answer as before",
-            _ => "accepted",
-        }),
-    });
-    if let Some(oid) = &result.document_oid {
-        value["documentOid"] = json!(oid);
-    }
-    if let Some(version) = result.version {
-        value["version"] = json!(version);
-    }
-    (value, result.document)
+/// An exchange's answer but for its document: serialized straight from this struct, one per
+/// record of a stream, rather than built as a `serde_json::Value` tree first. Members in
+/// alphabetical order, as the tree wrote them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document_oid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange_id: Option<String>,
+    /// NDJSON answers only: the request line (`null` for one that could not be counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<Option<u64>>,
+    operation_outcome: OperationOutcome,
+    outcome: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
+}
+
+/// One exchange's answer: the envelope (outcome, ids, OperationOutcome), and the document's
+/// text, which goes in as it is (see [`with_document`]).
+fn result_json(result: ExchangeResult) -> (Envelope, Option<String>) {
+    let envelope = Envelope {
+        document_oid: result.document_oid,
+        exchange_id: Some(result.exchange_id),
+        line: None,
+        operation_outcome: OperationOutcome::from_issues(
+            &result.issues,
+            match result.outcome {
+                Outcome::Duplicate => "already archived: the same answer as before",
+                _ => "accepted",
+            },
+        ),
+        outcome: result.outcome.as_str(),
+        status: result.status,
+        version: result.version,
+    };
+    (envelope, result.document)
 }
 
 /// `envelope` serialized with `"document": <text>` added as its last member. The writer
 /// serialized the document once, for its digest and the store; the answer embeds those bytes
 /// rather than a tree parsed back only to be serialized again.
-fn with_document(envelope: &Value, document: Option<&str>) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(envelope).unwrap_or_default();
+fn with_document(envelope: &Envelope, document: Option<&str>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1024 + document.map_or(0, str::len));
+    if serde_json::to_writer(&mut bytes, envelope).is_err() {
+        bytes.clear();
+    }
     if let Some(text) = document
         && bytes.last() == Some(&b'}')
     {
@@ -599,15 +622,31 @@ fn result_line(
     line: Option<u64>,
     result: Result<ExchangeResult, crate::exchange::Unavailable>,
 ) -> Bytes {
-    let (mut value, text) = match result {
+    let (mut envelope, text) = match result {
         Ok(result) => result_json(result),
         Err(_) => {
-            let value = json!({"outcome": "unavailable", "status": 503, "operationOutcome": OperationOutcome::from_issues(&[Issue::error(IssueCode::Processing, "audit.unavailable", "", "the audit log cannot be written; this record was not accepted")], "")});
-            (value, None)
+            let envelope = Envelope {
+                document_oid: None,
+                exchange_id: None,
+                line: None,
+                operation_outcome: OperationOutcome::from_issues(
+                    &[Issue::error(
+                        IssueCode::Processing,
+                        "audit.unavailable",
+                        "",
+                        "the audit log cannot be written; this record was not accepted",
+                    )],
+                    "",
+                ),
+                outcome: "unavailable",
+                status: 503,
+                version: None,
+            };
+            (envelope, None)
         }
     };
-    value["line"] = json!(line);
-    let mut bytes = with_document(&value, text.as_deref());
+    envelope.line = Some(line);
+    let mut bytes = with_document(&envelope, text.as_deref());
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
