@@ -88,6 +88,8 @@ pub enum Prepared {
         plan: usize,
         /// The source profile.
         profile: ProfileStamp,
+        /// What decides "the same content again" ([`audit::record_digests`]).
+        content_digest: String,
     },
     /// Refused before mapping.
     Refused {
@@ -109,8 +111,6 @@ pub(crate) struct Job {
     pub(crate) direction: Direction,
     pub(crate) actor: Actor,
     pub(crate) input_digest: String,
-    /// Made with the input digest when the record was read ([`audit::record_digests`]).
-    pub(crate) content_digest: Option<String>,
     pub(crate) prepared: Prepared,
     pub(crate) reply: oneshot::Sender<Result<ExchangeResult, Unavailable>>,
 }
@@ -156,18 +156,7 @@ impl Gateway {
     }
 
     /// Checks a record against its source profile and finds its mapping.
-    #[must_use]
-    pub fn prepare(&self, direction: Direction, record: Result<Value, Issue>) -> Prepared {
-        let record = match record {
-            Ok(record) => record,
-            Err(issue) => {
-                return Prepared::Refused {
-                    issues: vec![issue],
-                    profile: None,
-                    record: None,
-                };
-            }
-        };
+    fn prepare(&self, direction: Direction, record: Value, content_digest: String) -> Prepared {
         let engine = &self.engine;
         let profile = match engine.profiles.select(&record) {
             Ok(profile) => profile,
@@ -212,6 +201,7 @@ impl Gateway {
                 record,
                 plan,
                 profile: profile.stamp().clone(),
+                content_digest,
             }
         } else {
             Prepared::Refused {
@@ -246,18 +236,25 @@ impl Gateway {
         direction: Direction,
         record: Result<Value, Issue>,
     ) -> Result<Ready, Unavailable> {
-        let (input_digest, content_digest) = match &record {
+        let (input_digest, prepared) = match record {
             Ok(value) => {
-                let digests = audit::record_digests(value).map_err(|_| Unavailable)?;
-                (digests.input, Some(digests.content))
+                let digests = audit::record_digests(&value).map_err(|_| Unavailable)?;
+                let prepared = self.prepare(direction, value, digests.content);
+                (digests.input, prepared)
             }
-            Err(issue) => (audit::digest(issue.message.as_bytes()), None),
+            Err(issue) => (
+                audit::digest(issue.message.as_bytes()),
+                Prepared::Refused {
+                    issues: vec![issue],
+                    profile: None,
+                    record: None,
+                },
+            ),
         };
         Ok(Ready {
             direction,
             input_digest,
-            content_digest,
-            prepared: self.prepare(direction, record),
+            prepared,
         })
     }
 
@@ -281,7 +278,6 @@ impl Gateway {
             direction: ready.direction,
             actor,
             input_digest: ready.input_digest,
-            content_digest: ready.content_digest,
             prepared: ready.prepared,
             reply,
         };
@@ -316,7 +312,6 @@ impl Gateway {
         let ready = Ready {
             direction,
             input_digest,
-            content_digest: None,
             prepared,
         };
         self.enqueue(actor, ready).await?.await
@@ -328,7 +323,6 @@ impl Gateway {
 pub struct Ready {
     direction: Direction,
     input_digest: String,
-    content_digest: Option<String>,
     prepared: Prepared,
 }
 

@@ -360,7 +360,13 @@ struct Facts<'a> {
 }
 
 fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
-    let Prepared::Valid { record, plan, .. } = &job.prepared else {
+    let Prepared::Valid {
+        record,
+        plan,
+        content_digest,
+        ..
+    } = &job.prepared
+    else {
         return None;
     };
     let plan = &engine.mappings.plans[*plan];
@@ -380,10 +386,7 @@ fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
             .and_then(identifiers::custodian_oid_root),
         identity: identity(plan, record),
         revision: revision_of(plan, record).unwrap_or(1),
-        digest: job
-            .content_digest
-            .clone()
-            .unwrap_or_else(|| content_digest(record)),
+        digest: content_digest.clone(),
         refs: crosswalk_refs(plan, record, job.direction),
     })
 }
@@ -1163,14 +1166,6 @@ fn revision_of(plan: &MappingPlan, record: &Value) -> Option<i64> {
         .and_then(Value::as_i64)
 }
 
-/// Digest of the content that decides "same again", for a job whose digests were not made
-/// when its record was read.
-fn content_digest(record: &Value) -> String {
-    audit::record_digests(record)
-        .map(|digests| digests.content)
-        .unwrap_or_default()
-}
-
 fn current_year() -> i64 {
     let zone = jiff::tz::db()
         .get("Europe/Helsinki")
@@ -1260,6 +1255,9 @@ mod tests {
                                 .position(|plan| plan.header.apotti == profile.id())
                                 .expect("plan"),
                             profile: profile.stamp().clone(),
+                            content_digest: audit::record_digests(&record)
+                                .expect("digests")
+                                .content,
                             record,
                         }
                     }
@@ -1270,7 +1268,6 @@ mod tests {
                     direction: Direction::Forward,
                     actor: Actor::local(),
                     input_digest: String::new(),
-                    content_digest: None,
                     prepared,
                     reply,
                 }

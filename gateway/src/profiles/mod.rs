@@ -91,34 +91,15 @@ struct Selector {
     pointer: String,
     /// `pointer` split and unescaped once: every record is selected, and `Value::pointer`
     /// splits and unescapes (two allocations per segment) on every call.
-    segments: Vec<String>,
+    segments: rules::Segments,
     equals: String,
 }
 
 impl Selector {
-    /// The value at the pointer: what `Value::pointer` finds.
-    fn get<'v>(&self, record: &'v Value) -> Option<&'v Value> {
-        self.segments
-            .iter()
-            .try_fold(record, |current, segment| match current {
-                Value::Object(map) => map.get(segment),
-                Value::Array(items) => items.get(array_index(segment)?),
-                _ => None,
-            })
-    }
-
     /// Does the record declare itself of this profile's type?
     fn matches(&self, record: &Value) -> bool {
-        self.get(record).and_then(Value::as_str) == Some(self.equals.as_str())
+        self.segments.get(record).and_then(Value::as_str) == Some(self.equals.as_str())
     }
-}
-
-/// An array index as `Value::pointer` reads it: decimal digits, no sign, no leading zero.
-fn array_index(segment: &str) -> Option<usize> {
-    if segment.starts_with('+') || (segment.starts_with('0') && segment.len() != 1) {
-        return None;
-    }
-    segment.parse().ok()
 }
 
 /// The identity of one profile version: what a verdict names.
@@ -435,11 +416,7 @@ fn parse_selector(select: &Value) -> Option<Selector> {
     let equals = select.get("equals")?.as_str()?;
     (pointer.starts_with('/')).then(|| Selector {
         pointer: pointer.to_owned(),
-        segments: pointer
-            .split('/')
-            .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect(),
+        segments: rules::Segments::parse(pointer),
         equals: equals.to_owned(),
     })
 }
@@ -509,7 +486,7 @@ mod tests {
             let selector = parse_selector(&select).expect("selector");
             for record in &records {
                 assert_eq!(
-                    selector.get(record),
+                    selector.segments.get(record),
                     record.pointer(pointer),
                     "{pointer} {record}"
                 );

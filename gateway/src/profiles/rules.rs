@@ -21,12 +21,13 @@ pub const KEYWORD: &str = "x-sosku-rules";
 /// Separates rule id, pointer and message in an error raised by this keyword.
 pub const FIELD_SEPARATOR: char = '\u{1f}';
 
-/// A JSON Pointer split once at load, so that evaluating a rule allocates nothing.
-#[derive(Debug)]
-struct Segments(Vec<String>);
+/// A JSON Pointer split once at load, so that evaluating it allocates nothing; it finds what
+/// `Value::pointer` finds. Profile rules and profile selectors use it.
+#[derive(Debug, Clone)]
+pub(crate) struct Segments(Vec<String>);
 
 impl Segments {
-    fn parse(pointer: &str) -> Self {
+    pub(crate) fn parse(pointer: &str) -> Self {
         Self(
             pointer
                 .split('/')
@@ -36,15 +37,23 @@ impl Segments {
         )
     }
 
-    fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
+    pub(crate) fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
         self.0
             .iter()
             .try_fold(value, |current, segment| match current {
                 Value::Object(map) => map.get(segment.as_str()),
-                Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+                Value::Array(items) => items.get(array_index(segment)?),
                 _ => None,
             })
     }
+}
+
+/// An array index as `Value::pointer` reads it: decimal digits, no sign, no leading zero.
+fn array_index(segment: &str) -> Option<usize> {
+    if segment.starts_with('+') || (segment.starts_with('0') && segment.len() != 1) {
+        return None;
+    }
+    segment.parse().ok()
 }
 
 /// One rule as written in a profile.
