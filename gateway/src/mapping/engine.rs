@@ -867,11 +867,9 @@ fn present<'v>(shared: &'v Rules, row: &'v Value) -> impl Iterator<Item = &'v Va
 /// The identity of a row as text (see [`same_identity`]).
 fn identity_text(shared: &Rules, prefix: &str, row: &Value) -> String {
     let mut identity = prefix.to_owned();
-    for rule in shared {
-        if let Some(value) = rule.apotti.as_ref().and_then(|p| p.get(row)) {
-            identity.push('\u{1f}');
-            identity.push_str(&value.to_string());
-        }
+    for value in present(shared, row) {
+        identity.push('\u{1f}');
+        identity.push_str(&value.to_string());
     }
     identity
 }
