@@ -1,6 +1,7 @@
 //! Mapping speed per record type and direction, and the whole in-process path from bytes to
 //! bytes (parse → validate source → map → validate target → serialize), next to a bare
-//! `serde_json` parse-and-serialize of the same bytes.
+//! `serde_json` parse-and-serialize of the same bytes. The whole path parses and writes as the
+//! gateway does ([`gateway::input::parse_line`], [`gateway::json_text`]).
 //!
 //! `cargo bench --bench mapping`; the README lists the figures.
 
@@ -30,6 +31,14 @@ fn read(name: &str) -> Vec<u8> {
     let value: Value =
         serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
     serde_json::to_vec(&value).expect("serialize")
+}
+
+/// A record parsed as the gateway parses an NDJSON line.
+fn parse(bytes: &[u8]) -> Value {
+    match gateway::input::parse_line(bytes, false, usize::MAX) {
+        Some(gateway::input::Item::Record(record)) => record,
+        _ => panic!("the fixture is a record"),
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -81,8 +90,7 @@ fn bench(c: &mut Criterion) {
             format!("whole_path_forward ({} B)", apotti_bytes.len()),
             |b| {
                 b.iter(|| {
-                    let record: Value =
-                        serde_json::from_slice(black_box(&apotti_bytes)).expect("json");
+                    let record = parse(black_box(&apotti_bytes));
                     let mapped = mappings.map_record(
                         &profiles,
                         &record,
@@ -91,13 +99,13 @@ fn bench(c: &mut Criterion) {
                         false,
                     );
                     let document = mapped.document.expect("maps");
-                    black_box(serde_json::to_vec(&document).expect("serialize"))
+                    black_box(gateway::json_text::to_vec(&document))
                 });
             },
         );
         group.bench_function("whole_path_backward", |b| {
             b.iter(|| {
-                let record: Value = serde_json::from_slice(black_box(&kanta_bytes)).expect("json");
+                let record = parse(black_box(&kanta_bytes));
                 let mapped = mappings.map_record(
                     &profiles,
                     &record,
@@ -106,7 +114,7 @@ fn bench(c: &mut Criterion) {
                     false,
                 );
                 let document = mapped.document.expect("maps");
-                black_box(serde_json::to_vec(&document).expect("serialize"))
+                black_box(gateway::json_text::to_vec(&document))
             });
         });
         group.bench_function("serde_parse_and_serialize", |b| {

@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::hint::black_box;
 use std::path::Path;
 
+use gateway::input::{Item, parse_line};
 use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::{self, Direction};
 use gateway::mapping::{MappingSet, MappingSource};
@@ -88,10 +89,13 @@ fn main() {
                 } else {
                     (&kanta_bytes, Direction::Backward, &bctx)
                 };
-                let record: Value = serde_json::from_slice(black_box(bytes)).unwrap();
+                let Some(Item::Record(record)) = parse_line(black_box(bytes), false, usize::MAX)
+                else {
+                    panic!("a record");
+                };
                 let mapped = mappings.map_record(&profiles, &record, dir, ctx, false);
                 let document = mapped.document.expect("maps");
-                black_box(serde_json::to_vec(&document).unwrap());
+                black_box(gateway::json_text::to_vec(&document));
             }
             "serde" => {
                 let record: Value = serde_json::from_slice(black_box(&apotti_bytes)).unwrap();

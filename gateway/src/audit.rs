@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::json_text;
 use crate::outcome::Issue;
 use crate::profiles::ProfileStamp;
 
@@ -214,17 +215,16 @@ pub const TRANSFER_MEMBERS: [&str; 2] = ["MSG_ID", "MSG_DTTM"];
 /// A record's two digests from one serialization: `input` over its compact JSON (the audit
 /// entry's input digest) and `content` over the same without the [`TRANSFER_MEMBERS`] (what
 /// decides "the same content again"). Each equals [`digest`] of `serde_json::to_vec` of the
-/// record, or of the record without those members.
-///
-/// # Errors
-/// When a value cannot be serialized (it always can; `serde_json` only says it might).
-pub fn record_digests(record: &Value) -> Result<RecordDigests, serde_json::Error> {
+/// record, or of the record without those members; the text is written by
+/// [`json_text`](crate::json_text), which writes the same bytes faster.
+#[must_use]
+pub fn record_digests(record: &Value) -> RecordDigests {
     let Some(members) = record.as_object() else {
-        let whole = digest(&serde_json::to_vec(record)?);
-        return Ok(RecordDigests {
+        let whole = digest(&json_text::to_vec(record));
+        return RecordDigests {
             content: whole.clone(),
             input: whole,
-        });
+        };
     };
     let mut input = Sha256::new();
     let mut content = Sha256::new();
@@ -234,9 +234,9 @@ pub fn record_digests(record: &Value) -> Result<RecordDigests, serde_json::Error
     let mut content_is_empty = true;
     for (index, (key, value)) in members.iter().enumerate() {
         member.clear();
-        serde_json::to_writer(&mut member, key)?;
+        json_text::write_str(key, &mut member);
         member.push(b':');
-        serde_json::to_writer(&mut member, value)?;
+        json_text::write(value, &mut member);
         if index > 0 {
             input.update(b",");
         }
@@ -251,10 +251,10 @@ pub fn record_digests(record: &Value) -> Result<RecordDigests, serde_json::Error
     }
     input.update(b"}");
     content.update(b"}");
-    Ok(RecordDigests {
+    RecordDigests {
         input: format!("sha256:{}", hex::encode(input.finalize())),
         content: format!("sha256:{}", hex::encode(content.finalize())),
-    })
+    }
 }
 
 /// See [`record_digests`].
@@ -646,17 +646,14 @@ mod tests {
         ];
         for record in records {
             assert_eq!(
-                record_digests(&record).expect("digests"),
+                record_digests(&record),
                 digests_serialized_twice(&record),
                 "{record}"
             );
         }
         let resend = json!({"MSG_ID": "M-2", "MSG_DTTM": "2026-03-06 11:00", "DECISION": {"TEXT": "Päätös \"lainausmerkein\"\n"}, "A": [1, 2.5, null, true]});
         let first = json!({"MSG_ID": "M-1", "MSG_DTTM": "2026-03-05 10:00", "DECISION": {"TEXT": "Päätös \"lainausmerkein\"\n"}, "A": [1, 2.5, null, true]});
-        let (resend, first) = (
-            record_digests(&resend).expect("digests"),
-            record_digests(&first).expect("digests"),
-        );
+        let (resend, first) = (record_digests(&resend), record_digests(&first));
         assert_eq!(
             resend.content, first.content,
             "a resend has the same content"

@@ -238,7 +238,7 @@ impl Gateway {
     ) -> Result<Ready, Unavailable> {
         let (input_digest, prepared) = match record {
             Ok(value) => {
-                let digests = audit::record_digests(&value).map_err(|_| Unavailable)?;
+                let digests = audit::record_digests(&value);
                 let prepared = self.prepare(direction, value, digests.content);
                 (digests.input, prepared)
             }

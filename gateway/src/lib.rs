@@ -14,6 +14,7 @@ pub mod files;
 pub mod http;
 pub mod identifiers;
 pub mod input;
+pub mod json_text;
 pub mod map_cli;
 pub mod mapping;
 pub mod openapi;

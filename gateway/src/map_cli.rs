@@ -193,7 +193,7 @@ fn write_result(
             }
             match &mapped.document {
                 Some(document) if !options.explain => {
-                    serde_json::to_writer(&mut *out, document)?;
+                    out.write_all(&crate::json_text::to_vec(document))?;
                     writeln!(out)
                 }
                 Some(_) => Ok(()),

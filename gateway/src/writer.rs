@@ -710,7 +710,7 @@ fn map_to_text(engine: &Engine, planned: &Planned<'_>) -> MappedText {
         &*planned.context,
         false,
     );
-    let text = document.and_then(|document| serde_json::to_string(&document).ok());
+    let text = document.map(|document| crate::json_text::to_string(&document));
     MappedText { text, issues }
 }
 
@@ -1255,9 +1255,7 @@ mod tests {
                                 .position(|plan| plan.header.apotti == profile.id())
                                 .expect("plan"),
                             profile: profile.stamp().clone(),
-                            content_digest: audit::record_digests(&record)
-                                .expect("digests")
-                                .content,
+                            content_digest: audit::record_digests(&record).content,
                             record,
                         }
                     }
