@@ -111,8 +111,37 @@ pub(crate) struct Job {
     pub(crate) direction: Direction,
     pub(crate) actor: Actor,
     pub(crate) input_digest: String,
+    pub(crate) subject: Subject,
     pub(crate) prepared: Prepared,
     pub(crate) reply: oneshot::Sender<Result<ExchangeResult, Unavailable>>,
+}
+
+/// Who and what a record is about, as its audit entry names them. Read from the record when it
+/// is made ready, side by side with other records, and not by the writer, which decides one
+/// exchange after the other.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Subject {
+    pub(crate) source_system: Option<String>,
+    /// The keyed hash of the client's hetu.
+    pub(crate) client_hash: Option<String>,
+    pub(crate) record_id: Option<String>,
+}
+
+impl Subject {
+    /// The subject of `record` (an Apotti-like message or a Kanta-style document).
+    pub(crate) fn of(record: &Value, hasher: &ClientHasher) -> Self {
+        let hetu = ["/PATIENT/SSN", "/header/client/hetu"]
+            .iter()
+            .find_map(|p| record.pointer(p).and_then(Value::as_str));
+        Self {
+            source_system: record
+                .pointer("/SOURCE_SYSTEM")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            client_hash: hetu.map(|h| hasher.hash(h)),
+            record_id: crate::validate::record_id(record),
+        }
+    }
 }
 
 /// Everything an exchange needs that does not change while the gateway runs.
@@ -236,14 +265,16 @@ impl Gateway {
         direction: Direction,
         record: Result<Value, Issue>,
     ) -> Result<Ready, Unavailable> {
-        let (input_digest, prepared) = match record {
+        let (input_digest, subject, prepared) = match record {
             Ok(value) => {
                 let digests = audit::record_digests(&value);
+                let subject = Subject::of(&value, &self.engine.hasher);
                 let prepared = self.prepare(direction, value, digests.content);
-                (digests.input, prepared)
+                (digests.input, subject, prepared)
             }
             Err(issue) => (
                 audit::digest(issue.message.as_bytes()),
+                Subject::default(),
                 Prepared::Refused {
                     issues: vec![issue],
                     profile: None,
@@ -254,6 +285,7 @@ impl Gateway {
         Ok(Ready {
             direction,
             input_digest,
+            subject,
             prepared,
         })
     }
@@ -278,6 +310,7 @@ impl Gateway {
             direction: ready.direction,
             actor,
             input_digest: ready.input_digest,
+            subject: ready.subject,
             prepared: ready.prepared,
             reply,
         };
@@ -312,6 +345,7 @@ impl Gateway {
         let ready = Ready {
             direction,
             input_digest,
+            subject: Subject::default(),
             prepared,
         };
         self.enqueue(actor, ready).await?.await
@@ -323,6 +357,7 @@ impl Gateway {
 pub struct Ready {
     direction: Direction,
     input_digest: String,
+    subject: Subject,
     prepared: Prepared,
 }
 
@@ -346,4 +381,40 @@ pub fn utc_rfc3339(instant: jiff::Timestamp) -> String {
         now.second(),
         now.subsec_nanosecond() / 1000
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_subject_names_the_client_by_keyed_hash_and_the_record_by_its_ids() {
+        let hasher = ClientHasher::new(b"test key");
+        let message = json!({
+            "MSG_ID": "MSG-900",
+            "SOURCE_SYSTEM": "APOTTI",
+            "PATIENT": {"SSN": "150488-902P"},
+        });
+        let subject = Subject::of(&message, &hasher);
+        assert_eq!(subject.source_system.as_deref(), Some("APOTTI"));
+        assert_eq!(subject.record_id.as_deref(), Some("MSG-900"));
+        assert_eq!(subject.client_hash, Some(hasher.hash("150488-902P")));
+        assert_ne!(subject.client_hash.as_deref(), Some("150488-902P"));
+
+        let document = json!({"header": {
+            "documentOid": "1.2.246.10.2012566.13.2026.1",
+            "client": {"hetu": "010199+925U"},
+        }});
+        let subject = Subject::of(&document, &hasher);
+        assert_eq!(subject.source_system, None);
+        assert_eq!(
+            subject.record_id.as_deref(),
+            Some("1.2.246.10.2012566.13.2026.1")
+        );
+        assert_eq!(subject.client_hash, Some(hasher.hash("010199+925U")));
+
+        let nobody = Subject::of(&json!({"MSG_ID": 5}), &hasher);
+        assert!(nobody.client_hash.is_none() && nobody.record_id.is_none());
+    }
 }

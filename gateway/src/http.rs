@@ -44,7 +44,7 @@ pub struct AppState {
 }
 
 /// Records in flight per NDJSON request.
-const NDJSON_WINDOW: usize = 2048;
+const NDJSON_WINDOW: usize = 4096;
 
 /// Records per NDJSON request being parsed and checked at once, ahead of the writer.
 const NDJSON_PREPARING: usize = 64;
