@@ -328,17 +328,28 @@ const WAL_RESTART_FRAMES: i64 = 32 * 1024;
 /// The size a write-ahead log file is trimmed to when it starts over: the frames above.
 const WAL_LIMIT_BYTES: i64 = WAL_RESTART_FRAMES * 4096;
 
-/// Moves the SQLite write-ahead log into the database file every half second, off the
-/// writers' path (a passive checkpoint never blocks them).
+/// Up to this many times [`WAL_RESTART_FRAMES`], a restarting checkpoint only takes a gap that
+/// is there when it looks (no writer, no reader); above it, it waits for one.
+const WAL_WAIT_FACTOR: i64 = 4;
+
+/// Moves the SQLite write-ahead log into the database file every tenth of a second, off the
+/// writers' path (a passive checkpoint never takes their lock).
+///
+/// Often, so that each checkpoint has little to copy: a checkpoint ends with an fsync of the
+/// database file, and a commit's fsync of the log on the same disk waits behind it. Every
+/// half second, those fsyncs carried about 9 MB and stalled commits by 40 – 120 ms at
+/// 1 000 single exchanges/s, the p99; every tenth of a second the p99 after a burst fell from
+/// 38 – 211 ms to 22 – 29 ms (`cargo bench --bench load`, alternately).
 ///
 /// A passive checkpoint copies frames but never starts the log over: SQLite does that only
 /// when a write begins after everything has been copied, which a steady stream of batches
 /// never allows. Under a long stream the log grew by about 130 MB/s, without bound. So when it
-/// holds more than [`WAL_RESTART_FRAMES`], a `RESTART` checkpoint waits for the transaction
-/// being written, copies what is left and starts the log over; writers wait that long, and
-/// the log stays near 128 MB (`journal_size_limit` trims a longer file when it restarts).
+/// holds more than [`WAL_RESTART_FRAMES`], a `RESTART` checkpoint copies what is left and
+/// starts the log over when no transaction is being written or read, and the log stays near
+/// 128 MB (`journal_size_limit` trims a longer file when it restarts). See
+/// [`checkpoint_once`] for when it waits for such a gap.
 async fn checkpoint_regularly(pool: AnyPool) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
         if pool.is_closed() {
@@ -350,11 +361,17 @@ async fn checkpoint_regularly(pool: AnyPool) {
 
 /// One passive checkpoint, and a restarting one when the log holds more than
 /// `restart_above` frames. Failures are only logged: the next tick tries again.
+///
+/// The restart first only takes a gap that is there: one that waits for a gap holds every
+/// writer back meanwhile, and at 1 000 single exchanges/s, whose small batches grow the log
+/// past 128 MB in seconds, such waits (up to a quarter of a second) mostly ended busy anyway.
+/// Only a log [`WAL_WAIT_FACTOR`] times longer waits for one, so the log stays bounded.
 async fn checkpoint_once(pool: &AnyPool, restart_above: i64) {
     match checkpoint(pool, Checkpoint::Passive).await {
         Ok(frames) if frames > restart_above => {
-            if let Err(error) = checkpoint(pool, Checkpoint::Restart).await {
-                tracing::debug!(%error, "restarting checkpoint skipped");
+            let wait = frames > restart_above.saturating_mul(WAL_WAIT_FACTOR);
+            if let Err(error) = checkpoint(pool, Checkpoint::Restart { wait }).await {
+                tracing::debug!(%error, wait, "restarting checkpoint skipped");
             }
         }
         Ok(_) => {}
@@ -367,16 +384,17 @@ async fn checkpoint_once(pool: &AnyPool, restart_above: i64) {
 enum Checkpoint {
     /// Copies what it can and never waits.
     Passive,
-    /// Waits for the writer and the readers, copies everything and starts the log over.
-    Restart,
+    /// Copies everything and starts the log over, when there is no writer and no reader;
+    /// `wait`: waits a while for that, holding new writers back.
+    Restart { wait: bool },
 }
 
 /// Runs a checkpoint; returns the frames the log held.
 ///
 /// A restarting checkpoint holds new writers back while it waits for the readers to move on,
 /// for as long as the connection's busy timeout: 10 s would let one long reader (an audit
-/// export) stall every exchange. It waits a quarter of a second at most and tries again on a
-/// later tick.
+/// export) stall every exchange. One that waits does so a quarter of a second at most, one
+/// that does not gives up at once; either tries again on a later tick.
 async fn checkpoint(pool: &AnyPool, mode: Checkpoint) -> Result<i64, StoreError> {
     let mut conn = pool.acquire().await?;
     let row = match mode {
@@ -385,8 +403,13 @@ async fn checkpoint(pool: &AnyPool, mode: Checkpoint) -> Result<i64, StoreError>
                 .fetch_one(&mut *conn)
                 .await
         }
-        Checkpoint::Restart => {
-            conn.execute("PRAGMA busy_timeout = 250").await?;
+        Checkpoint::Restart { wait } => {
+            conn.execute(if wait {
+                "PRAGMA busy_timeout = 250"
+            } else {
+                "PRAGMA busy_timeout = 0"
+            })
+            .await?;
             let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                 .fetch_one(&mut *conn)
                 .await;
@@ -1075,7 +1098,7 @@ mod tests {
             .expect("read");
         write_document(&store.pool, 2).await;
         let started = std::time::Instant::now();
-        let restarted = checkpoint(&store.pool, Checkpoint::Restart).await;
+        let restarted = checkpoint(&store.pool, Checkpoint::Restart { wait: true }).await;
         let waited = started.elapsed();
         assert!(matches!(restarted, Err(StoreError::Busy)), "{restarted:?}");
         assert!(
@@ -1084,7 +1107,50 @@ mod tests {
         );
         reader.rollback().await.expect("end of read");
         write_document(&store.pool, 3).await;
-        assert!(checkpoint(&store.pool, Checkpoint::Restart).await.is_ok());
+        assert!(
+            checkpoint(&store.pool, Checkpoint::Restart { wait: true })
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restart_that_does_not_wait_gives_up_at_once_and_starts_the_log_over_in_a_gap() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = sqlite_store(&dir).await;
+        write_document(&store.pool, 1).await;
+        let mut reader = store.begin_read().await.expect("reader");
+        sqlx::query("SELECT COUNT(*) FROM documents")
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read");
+        write_document(&store.pool, 2).await;
+        let started = std::time::Instant::now();
+        let restarted = checkpoint(&store.pool, Checkpoint::Restart { wait: false }).await;
+        let waited = started.elapsed();
+        assert!(matches!(restarted, Err(StoreError::Busy)), "{restarted:?}");
+        assert!(
+            waited < Duration::from_millis(100),
+            "writers were held back {waited:?}"
+        );
+        reader.rollback().await.expect("end of read");
+        write_document(&store.pool, 3).await;
+        let before = checkpoint(&store.pool, Checkpoint::Passive)
+            .await
+            .expect("passive");
+        assert!(
+            checkpoint(&store.pool, Checkpoint::Restart { wait: false })
+                .await
+                .is_ok()
+        );
+        write_document(&store.pool, 4).await;
+        let after = checkpoint(&store.pool, Checkpoint::Passive)
+            .await
+            .expect("passive");
+        assert!(
+            after < before,
+            "the log was not started over: {before} frames, then {after}"
+        );
     }
 
     /// Passive checkpoints copy the log but, with writes that never pause, SQLite never
