@@ -1085,11 +1085,12 @@ mod tests {
             .expect("store")
     }
 
-    #[tokio::test]
-    async fn a_reader_that_stays_holds_a_restarting_checkpoint_back_briefly_not_for_the_busy_timeout()
-     {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = sqlite_store(&dir).await;
+    /// A restarting checkpoint while a reader holds a snapshot (which makes it busy); then the
+    /// reader ends and one more document is written. Gives its result and how long it took.
+    async fn restart_beside_a_reader(
+        store: &Store,
+        wait: bool,
+    ) -> (Result<i64, StoreError>, Duration) {
         write_document(&store.pool, 1).await;
         let mut reader = store.begin_read().await.expect("reader");
         sqlx::query("SELECT COUNT(*) FROM documents")
@@ -1098,15 +1099,24 @@ mod tests {
             .expect("read");
         write_document(&store.pool, 2).await;
         let started = std::time::Instant::now();
-        let restarted = checkpoint(&store.pool, Checkpoint::Restart { wait: true }).await;
+        let restarted = checkpoint(&store.pool, Checkpoint::Restart { wait }).await;
         let waited = started.elapsed();
+        reader.rollback().await.expect("end of read");
+        write_document(&store.pool, 3).await;
+        (restarted, waited)
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stays_holds_a_restarting_checkpoint_back_briefly_not_for_the_busy_timeout()
+     {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = sqlite_store(&dir).await;
+        let (restarted, waited) = restart_beside_a_reader(&store, true).await;
         assert!(matches!(restarted, Err(StoreError::Busy)), "{restarted:?}");
         assert!(
             waited < Duration::from_millis(BUSY_TIMEOUT_MS / 4),
             "writers were held back {waited:?}"
         );
-        reader.rollback().await.expect("end of read");
-        write_document(&store.pool, 3).await;
         assert!(
             checkpoint(&store.pool, Checkpoint::Restart { wait: true })
                 .await
@@ -1118,23 +1128,12 @@ mod tests {
     async fn a_restart_that_does_not_wait_gives_up_at_once_and_starts_the_log_over_in_a_gap() {
         let dir = tempfile::tempdir().expect("dir");
         let store = sqlite_store(&dir).await;
-        write_document(&store.pool, 1).await;
-        let mut reader = store.begin_read().await.expect("reader");
-        sqlx::query("SELECT COUNT(*) FROM documents")
-            .fetch_one(&mut *reader)
-            .await
-            .expect("read");
-        write_document(&store.pool, 2).await;
-        let started = std::time::Instant::now();
-        let restarted = checkpoint(&store.pool, Checkpoint::Restart { wait: false }).await;
-        let waited = started.elapsed();
+        let (restarted, waited) = restart_beside_a_reader(&store, false).await;
         assert!(matches!(restarted, Err(StoreError::Busy)), "{restarted:?}");
         assert!(
             waited < Duration::from_millis(100),
             "writers were held back {waited:?}"
         );
-        reader.rollback().await.expect("end of read");
-        write_document(&store.pool, 3).await;
         let before = checkpoint(&store.pool, Checkpoint::Passive)
             .await
             .expect("passive");
