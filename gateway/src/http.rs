@@ -298,33 +298,33 @@ async fn exchange(
     }
 }
 
-/// Records of a JSON body: one record, a Bundle-like batch, or an Apotti-like envelope.
-fn records_of(value: Value) -> (bool, Vec<Result<Value, Issue>>) {
+/// Records of a JSON body: one record, a Bundle-like batch, or an Apotti-like envelope. The
+/// records are taken out of the body, not copied.
+fn records_of(mut value: Value) -> (bool, Vec<Result<Value, Issue>>) {
     if value.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
-        let entries = value
-            .get("entry")
-            .and_then(Value::as_array)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| {
-                        e.get("resource").cloned().ok_or_else(|| {
-                            Issue::error(
-                                IssueCode::Required,
-                                "bundle.resource",
-                                format!("/entry/{i}/resource"),
-                                "a Bundle entry needs a resource",
-                            )
-                        })
+        let entries = match value.get_mut("entry").map(Value::take) {
+            Some(Value::Array(entries)) => entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut entry)| {
+                    entry.get_mut("resource").map(Value::take).ok_or_else(|| {
+                        Issue::error(
+                            IssueCode::Required,
+                            "bundle.resource",
+                            format!("/entry/{i}/resource"),
+                            "a Bundle entry needs a resource",
+                        )
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         return (true, entries);
     }
-    if let Some(records) = value.get(input::RECORDS_KEY).and_then(Value::as_array) {
-        return (true, records.iter().cloned().map(Ok).collect());
+    if value.get(input::RECORDS_KEY).is_some_and(Value::is_array)
+        && let Some(Value::Array(records)) = value.get_mut(input::RECORDS_KEY).map(Value::take)
+    {
+        return (true, records.into_iter().map(Ok).collect());
     }
     (false, vec![Ok(value)])
 }

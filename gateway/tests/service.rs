@@ -419,6 +419,7 @@ async fn batches(db: Db) {
         {"resource": decision()},
         {"resource": {"MSG_TYPE": "SOSKU_NOPE"}},
         {"resource": example("apotti/SOSKU_VISIT/valid/canceled-home-visit.json")},
+        {"fullUrl": "urn:uuid:entry-without-a-resource"},
     ]});
     let (status, body) = app.post("/exchanges/apotti-to-kanta", &bundle).await;
     assert_eq!(status, 200, "{body}");
@@ -429,7 +430,13 @@ async fn batches(db: Db) {
         .iter()
         .map(|e| e["response"]["status"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(statuses, ["201", "422", "201"]);
+    assert_eq!(statuses, ["201", "422", "201", "422"]);
+    let missing = &body["entry"][3]["response"]["outcome"]["issue"][0];
+    assert_eq!(
+        missing["details"]["coding"][0]["code"], "bundle.resource",
+        "{missing}"
+    );
+    assert_eq!(missing["expression"][0], "/entry/3/resource", "{missing}");
     // Each accepted entry carries its mapped document as JSON, the refused one none.
     let entries = &body["entry"];
     for accepted in [0, 2] {
