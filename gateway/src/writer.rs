@@ -194,8 +194,9 @@ impl Pipeline {
                     let _ = job.reply.send(Ok(result));
                     records.push(job.prepared);
                 }
-                // Freeing a batch's records and rows took the writer a tenth of its time, with
-                // the next batch waiting; another thread frees them beside it.
+                // Freeing a batch's records and rows took about a tenth of the writer task's
+                // CPU (`perf`, a 100 000-record stream), with the next batch waiting; another
+                // thread frees them beside it.
                 tokio::task::spawn_blocking(move || drop((records, writes)));
                 true
             }
