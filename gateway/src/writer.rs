@@ -381,11 +381,7 @@ fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
     Some(Facts {
         plan,
         source_system: match job.direction {
-            Direction::Forward => record
-                .pointer("/SOURCE_SYSTEM")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            Direction::Forward => job.subject.source_system.clone().unwrap_or_default(),
             Direction::Backward => String::new(),
         },
         root: record

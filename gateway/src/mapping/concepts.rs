@@ -52,7 +52,7 @@ pub struct ConceptMap {
     pub system: Option<String>,
     /// The entries in file order.
     pub entries: Vec<EntryFile>,
-    /// The Kanta value of each entry, by entry index (see [`Self::build_kanta_value`]).
+    /// The Kanta value of each entry, by entry index, built at load.
     kanta_values: Vec<Value>,
     by_label: FxHashMap<String, usize>,
     by_code: FxHashMap<String, Vec<usize>>,
@@ -125,12 +125,6 @@ impl ConceptMap {
     #[must_use]
     pub fn kanta_value_at(&self, index: usize) -> Value {
         self.kanta_values[index].clone()
-    }
-
-    /// The Kanta value of an entry.
-    #[must_use]
-    pub fn kanta_value(&self, entry: &EntryFile) -> Value {
-        Self::build_kanta_value(self.system.as_deref(), entry)
     }
 
     /// A coding `{code, system, display}` when the map has a system, else the plain code.
@@ -209,6 +203,7 @@ impl ConceptMap {
 
 #[cfg(test)]
 mod tests {
+    use super::ConceptMap;
     use crate::mapping::{MappingSet, MappingSource};
     use crate::profiles::{ProfileRegistry, ProfileSource};
 
@@ -219,7 +214,7 @@ mod tests {
         let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("mappings");
         for map in &set.concepts {
             for (index, entry) in map.entries.iter().enumerate() {
-                let built = map.kanta_value(entry);
+                let built = ConceptMap::build_kanta_value(map.system.as_deref(), entry);
                 assert_eq!(
                     map.kanta_value_at(index),
                     built,
