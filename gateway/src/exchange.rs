@@ -60,7 +60,7 @@ pub struct ExchangeResult {
     /// The mapped document or import message, as the compact JSON text that was digested and
     /// stored: answers embed it as it is, so it is serialized once.
     #[serde(skip)]
-    pub document: Option<String>,
+    pub document: Option<std::sync::Arc<str>>,
     /// Document OID of the version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_oid: Option<String>,

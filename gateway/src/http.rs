@@ -197,7 +197,7 @@ struct Envelope {
 
 /// One exchange's answer: the envelope (outcome, ids, OperationOutcome), and the document's
 /// text, which goes in as it is (see [`with_document`]).
-fn result_json(result: ExchangeResult) -> (Envelope, Option<String>) {
+fn result_json(result: ExchangeResult) -> (Envelope, Option<std::sync::Arc<str>>) {
     let envelope = Envelope {
         document_oid: result.document_oid,
         exchange_id: Some(result.exchange_id),

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod document_codec;
 pub mod exchange;
 pub mod files;
 pub mod http;

@@ -11,6 +11,7 @@
 //! PostgreSQL database.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -43,6 +44,9 @@ pub enum StoreError {
     /// stayed past the busy timeout); the next one tries again.
     #[error("checkpoint busy")]
     Busy,
+    /// A stored document could not be read back.
+    #[error(transparent)]
+    Document(#[from] crate::document_codec::CodecError),
 }
 
 /// A pool and its backend.
@@ -293,14 +297,18 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn document(&self, document_oid: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT body FROM documents WHERE document_oid = $1")
+        let sql = format!(
+            "SELECT {} FROM documents WHERE document_oid = $1",
+            body_column(self.backend)
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(document_oid)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get("body")?),
-            None => None,
-        })
+        match row {
+            Some(row) => Ok(Some(read_body(self.backend, &row)?)),
+            None => Ok(None),
+        }
     }
 
     /// Counts rows of a table (for tests and health).
@@ -727,8 +735,28 @@ pub struct DocumentRow {
     pub version: i64,
     /// Exchange.
     pub exchange_id: String,
-    /// The document, JSON.
-    pub body: String,
+    /// The document, compact JSON text (shared with the answers that embed it).
+    pub body: Arc<str>,
+    /// The body packed for SQLite ([`crate::document_codec`]), made beside the mapping; `None`
+    /// on PostgreSQL, which compresses the text itself.
+    pub packed: Option<Vec<u8>>,
+}
+
+/// The select-list item that reads a document's body: on SQLite as bytes, since a body is a
+/// zstd frame (BLOB) or, written before packing, text.
+fn body_column(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CAST(body AS BLOB) AS body",
+        Backend::Postgres => "body",
+    }
+}
+
+/// A document's JSON text from a row selected with [`body_column`].
+fn read_body(backend: Backend, row: &sqlx::any::AnyRow) -> Result<String, StoreError> {
+    match backend {
+        Backend::Sqlite => Ok(crate::document_codec::unpack(row.try_get("body")?)?),
+        Backend::Postgres => Ok(row.try_get("body")?),
+    }
 }
 
 /// Inserts documents.
@@ -751,8 +779,11 @@ pub async fn write_documents(
                 .bind(&row.document_oid)
                 .bind(&row.set_oid)
                 .bind(row.version)
-                .bind(&row.exchange_id)
-                .bind(&row.body);
+                .bind(&row.exchange_id);
+            query = match &row.packed {
+                Some(packed) => query.bind(packed.as_slice()),
+                None => query.bind(&*row.body),
+            };
         }
         query.execute(&mut **tx).await?;
     }
@@ -768,16 +799,13 @@ pub async fn load_documents(
     tx: &mut Tx,
     oids: &[String],
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let rows = rows_where_in(
-        backend,
-        tx,
-        "SELECT document_oid, body FROM documents",
-        "document_oid",
-        oids,
-    )
-    .await?;
+    let select = format!(
+        "SELECT document_oid, {} FROM documents",
+        body_column(backend)
+    );
+    let rows = rows_where_in(backend, tx, &select, "document_oid", oids).await?;
     rows.iter()
-        .map(|row| Ok((row.try_get("document_oid")?, row.try_get("body")?)))
+        .map(|row| Ok((row.try_get("document_oid")?, read_body(backend, row)?)))
         .collect()
 }
 
@@ -953,21 +981,23 @@ impl Store {
         now: &str,
         limit: i64,
     ) -> Result<Vec<(Delivery, String)>, StoreError> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT o.document_oid, o.exchange_id, o.set_oid, o.version, o.status, o.attempts, \
-             o.next_attempt_at, o.last_error, d.body \
+             o.next_attempt_at, o.last_error, {} \
              FROM outbox o JOIN documents d ON d.document_oid = o.document_oid \
              WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.set_oid = o.set_oid AND p.version < o.version \
                              AND p.status <> 'delivered') \
              ORDER BY o.set_oid, o.version LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+            body_column(self.backend)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|row| Ok((delivery(row)?, row.try_get("body")?)))
+            .map(|row| Ok((delivery(row)?, read_body(self.backend, row)?)))
             .collect()
     }
 

@@ -410,7 +410,9 @@ struct State {
     crosswalk_write_at: HashMap<Key, usize>,
     new_cases: Vec<(String, String, String)>,
     documents: Vec<DocumentRow>,
-    bodies: HashMap<String, String>,
+    bodies: HashMap<String, Arc<str>>,
+    /// Whether new documents are stored packed (SQLite; see [`crate::document_codec`]).
+    pack_documents: bool,
 }
 
 impl State {
@@ -490,6 +492,7 @@ async fn read_state(
     }
     let mut state = State {
         year: current_year(),
+        pack_documents: backend == Backend::Sqlite,
         ..State::default()
     };
     let ids: Vec<String> = ids.into_iter().collect();
@@ -522,12 +525,12 @@ async fn read_state(
         state.sequences.insert((root, arc, year), next);
     }
     // Earlier answers that resends will get again.
-    let made_before: HashMap<&str, &str> = before
+    let made_before: HashMap<&str, &Arc<str>> = before
         .map(|before| {
             before
                 .documents
                 .iter()
-                .map(|row| (row.document_oid.as_str(), row.body.as_str()))
+                .map(|row| (row.document_oid.as_str(), &row.body))
                 .collect()
         })
         .unwrap_or_default();
@@ -544,14 +547,14 @@ async fn read_state(
                 Some(body) => {
                     state
                         .bodies
-                        .insert(row.latest_document.clone(), (*body).to_owned());
+                        .insert(row.latest_document.clone(), Arc::clone(body));
                 }
                 None => stored_documents.push(row.latest_document.clone()),
             }
         }
     }
     for (oid, body) in store::load_documents(backend, tx, &stored_documents).await? {
-        state.bodies.insert(oid, body);
+        state.bodies.insert(oid, Arc::from(body));
     }
     Ok(state)
 }
@@ -598,6 +601,8 @@ struct Planned<'b> {
     entry: AuditEntry,
     /// Forward only: the version this exchange makes, if its mapping succeeds.
     version: Option<NewVersion>,
+    /// Whether the document is also packed for storing (forward, on SQLite).
+    pack: bool,
 }
 
 /// The crosswalk row and document a forward exchange makes.
@@ -696,9 +701,11 @@ fn decide_in_parallel(
 /// What a mapping gives the rest of the writer: the document as the compact JSON text that is
 /// digested, stored and answered, or the issues that refuse it.
 struct MappedText {
-    text: Option<String>,
+    text: Option<Arc<str>>,
     /// The digest of `text` (the audit entry's output digest), made beside the mapping.
     digest: Option<String>,
+    /// `text` packed for storing, when the plan asks for it; also made beside the mapping.
+    packed: Option<Vec<u8>>,
     issues: Vec<Issue>,
 }
 
@@ -718,9 +725,14 @@ fn map_to_text(engine: &Engine, planned: &Planned<'_>) -> MappedText {
     );
     let text = document.map(|document| crate::json_text::to_string(&document));
     let digest = text.as_deref().map(|text| audit::digest(text.as_bytes()));
+    let packed = match &text {
+        Some(text) if planned.pack => crate::document_codec::pack(text),
+        _ => None,
+    };
     MappedText {
-        text,
+        text: text.map(Arc::from),
         digest,
+        packed,
         issues,
     }
 }
@@ -967,6 +979,7 @@ fn forward<'b>(
         context: Box::new(context),
         entry,
         version: Some(version),
+        pack: state.pack_documents,
     })
 }
 
@@ -998,14 +1011,15 @@ fn finish_forward(
     entry.output_digest = mapped.digest;
     state
         .bodies
-        .insert(row.latest_document.clone(), body.clone());
-    let text = body.clone();
+        .insert(row.latest_document.clone(), Arc::clone(&body));
+    let text = Arc::clone(&body);
     state.documents.push(DocumentRow {
         document_oid: row.latest_document.clone(),
         set_oid: row.set_oid.clone(),
         version: row.latest_version,
         exchange_id: job.exchange_id.clone(),
         body,
+        packed: mapped.packed,
     });
     if let Some(kanta) = engine.profiles.get(&plan.header.kanta) {
         entry.profiles.push(kanta.stamp().clone());
@@ -1070,6 +1084,7 @@ fn backward<'b>(
         context: Box::new(context),
         entry,
         version: None,
+        pack: false,
     })
 }
 
@@ -1366,6 +1381,17 @@ mod tests {
             later.iter().all(|r| r.outcome == Outcome::Duplicate),
             "the stored crosswalk holds each record's latest version"
         );
+        // SQLite keeps documents packed (the resends above were answered from them).
+        let url = format!("sqlite://{}/gateway.db", whole.path().display());
+        let raw = sqlx::AnyPool::connect(&url).await.expect("connect");
+        let kinds: Vec<(String, i64)> =
+            sqlx::query_as("SELECT typeof(body), count(*) FROM documents GROUP BY 1")
+                .fetch_all(&raw)
+                .await
+                .expect("body kinds");
+        raw.close().await;
+        assert_eq!(kinds.len(), 1, "{kinds:?}");
+        assert_eq!(kinds[0].0, "blob");
         assert_eq!(seen(&together), seen(&one_by_one(engine, &batch).await));
         together.iter().map(|r| r.status).collect()
     }

@@ -36,10 +36,14 @@ const ROWS_OF_RELEASE_4: &str = "\
     INSERT INTO case_crosswalk (source_system, case_id, case_oid) \
         VALUES ('APOTTI', 'CASE-UPGRADE-1', '1.2.246.10.99.14.2026.1'); \
     INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) \
-        VALUES ('1.2.246.10.99.13.2026.2', '1.2.246.10.99.13.2026.1', 2, 'ex-2', '{}'); \
+        VALUES ('1.2.246.10.99.13.2026.2', '1.2.246.10.99.13.2026.1', 2, 'ex-2', \
+        '{\"header\":{\"version\":2},\"body\":{\"note\":\"Åke Testinen\"}}'); \
     INSERT INTO outbox (document_oid, exchange_id, set_oid, version, status, attempts, \
         next_attempt_at) VALUES ('1.2.246.10.99.13.2026.2', 'ex-2', '1.2.246.10.99.13.2026.1', \
         2, 'pending', 0, '2026-12-01T00:00:00Z');";
+
+/// The document body in [`ROWS_OF_RELEASE_4`], stored as text.
+const BODY_OF_RELEASE_4: &str = r#"{"header":{"version":2},"body":{"note":"Åke Testinen"}}"#;
 
 /// A crosswalk row of a decision in the set `1.2.246.10.99.13.2026.1`.
 fn decision_version(source_id: &str, version: i64, document_oid: &str) -> KeyedCrosswalk {
@@ -108,6 +112,56 @@ async fn upgrade_from_release_4(db: Db) {
     let pending = store.deliveries("pending", 10).await.expect("outbox");
     assert_eq!(pending.len(), 1, "the pending delivery survives");
     assert_eq!(pending[0].document_oid, "1.2.246.10.99.13.2026.2");
+
+    // A body stored as text before documents were packed is read as it was written, beside a
+    // document written now (packed on SQLite).
+    let due = store
+        .due_deliveries_with_documents("2027-01-01T00:00:00Z", 10)
+        .await
+        .expect("due deliveries");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1, BODY_OF_RELEASE_4, "the delivery worker reads it");
+    let new_body = r#"{"header":{"version":3},"body":{"note":"Åke Testinen, täydennetty"}}"#;
+    let (mut tx, _, _) = store.begin_write().await.expect("write");
+    let packed = (backend == store::Backend::Sqlite)
+        .then(|| gateway::document_codec::pack(new_body))
+        .flatten();
+    store::write_documents(
+        backend,
+        &mut tx,
+        &[store::DocumentRow {
+            document_oid: "1.2.246.10.99.13.2026.3".to_owned(),
+            set_oid: "1.2.246.10.99.13.2026.1".to_owned(),
+            version: 3,
+            exchange_id: "ex-3".to_owned(),
+            body: new_body.into(),
+            packed,
+        }],
+    )
+    .await
+    .expect("write a document");
+    tx.commit().await.expect("commit");
+    let oids = ["1.2.246.10.99.13.2026.2", "1.2.246.10.99.13.2026.3"].map(str::to_owned);
+    let mut tx = store.begin_read().await.expect("read");
+    let mut loaded = store::load_documents(backend, &mut tx, &oids)
+        .await
+        .expect("documents for resends");
+    tx.rollback().await.expect("end read");
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        vec![
+            (oids[0].clone(), BODY_OF_RELEASE_4.to_owned()),
+            (oids[1].clone(), new_body.to_owned())
+        ]
+    );
+    for (oid, body) in [(&oids[0], BODY_OF_RELEASE_4), (&oids[1], new_body)] {
+        assert_eq!(
+            store.document(oid).await.expect("document").as_deref(),
+            Some(body),
+            "the document route reads {oid}"
+        );
+    }
 
     // The key still identifies one row: writing it again updates it in place.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
