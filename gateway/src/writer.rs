@@ -343,13 +343,17 @@ async fn write(
     writes: Arc<Writes>,
 ) -> Result<(Duration, Duration), StoreError> {
     let clock = Instant::now();
-    store::write_documents(backend, &mut tx, &writes.documents).await?;
-    store::write_outbox(backend, &mut tx, &writes.documents, &now_utc()).await?;
-    store::write_crosswalk(backend, &mut tx, &writes.crosswalk).await?;
-    store::write_cases(backend, &mut tx, &writes.cases).await?;
-    store::write_sequences(backend, &mut tx, &writes.sequences).await?;
-    store::write_entries(backend, &mut tx, &writes.entries).await?;
-    store::set_head(&mut tx, writes.head.0, &writes.head.1).await?;
+    let now = now_utc();
+    let rows = store::BatchRows {
+        documents: &writes.documents,
+        now: &now,
+        crosswalk: &writes.crosswalk,
+        cases: &writes.cases,
+        sequences: &writes.sequences,
+        entries: &writes.entries,
+        head: (writes.head.0, &writes.head.1),
+    };
+    store::write_batch(backend, &mut tx, rows).await?;
     let written = clock.elapsed();
     let clock = Instant::now();
     tx.commit().await?;
