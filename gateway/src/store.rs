@@ -652,7 +652,7 @@ pub async fn write_sequences(
         let sql = format!(
             "INSERT INTO oid_sequence (root, arc, year, next) VALUES {} \
              ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
-            value_rows(backend, chunk.len(), 4)
+            value_rows(backend, chunk.len(), SEQUENCE_COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (root, arc, year, next) in chunk {
@@ -680,21 +680,11 @@ pub async fn write_crosswalk(
              latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
              latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
              exchange_id = excluded.exchange_id",
-            value_rows(backend, chunk.len(), 9)
+            value_rows(backend, chunk.len(), CROSSWALK_COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for keyed in chunk {
-            let row = &keyed.row;
-            query = query
-                .bind(&keyed.source_system)
-                .bind(&keyed.record_type)
-                .bind(&keyed.source_id)
-                .bind(&row.set_oid)
-                .bind(row.latest_version)
-                .bind(&row.latest_document)
-                .bind(row.latest_revision)
-                .bind(&row.content_digest)
-                .bind(&row.exchange_id);
+            query = bind_crosswalk(query, keyed);
         }
         query.execute(&mut **tx).await?;
     }
@@ -713,7 +703,7 @@ pub async fn write_cases(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES {}",
-            value_rows(backend, chunk.len(), 3)
+            value_rows(backend, chunk.len(), CASE_COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (system, id, oid) in chunk {
@@ -771,19 +761,11 @@ pub async fn write_documents(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES {}",
-            value_rows(backend, chunk.len(), 5)
+            value_rows(backend, chunk.len(), DOCUMENT_COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            query = query
-                .bind(&row.document_oid)
-                .bind(&row.set_oid)
-                .bind(row.version)
-                .bind(&row.exchange_id);
-            query = match &row.packed {
-                Some(packed) => query.bind(packed.as_slice()),
-                None => query.bind(&*row.body),
-            };
+            query = bind_document(query, row);
         }
         query.execute(&mut **tx).await?;
     }
@@ -849,22 +831,11 @@ pub async fn write_entries(
         let sql = format!(
             "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
              client_hash, actor, outcome, record_type, direction) VALUES {}",
-            value_rows(backend, chunk.len(), 11)
+            value_rows(backend, chunk.len(), ENTRY_COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            query = query
-                .bind(row.seq)
-                .bind(&row.exchange_id)
-                .bind(&row.recorded_at)
-                .bind(&row.entry)
-                .bind(&row.prev_hash)
-                .bind(&row.entry_hash)
-                .bind(row.client_hash.clone())
-                .bind(&row.actor)
-                .bind(&row.outcome)
-                .bind(row.record_type.clone())
-                .bind(&row.direction);
+            query = bind_entry(query, row);
         }
         query.execute(&mut **tx).await?;
     }
@@ -920,6 +891,66 @@ fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
         next_attempt_at: row.try_get("next_attempt_at")?,
         last_error: row.try_get("last_error")?,
     })
+}
+
+/// A query being given its parameters.
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// A document's columns, in [`DOCUMENT_COLUMNS`] order; `packed` (SQLite) in place of the text
+/// when it was made.
+fn bind_document<'q>(query: AnyQuery<'q>, row: &'q DocumentRow) -> AnyQuery<'q> {
+    let query = query
+        .bind(row.document_oid.as_str())
+        .bind(row.set_oid.as_str())
+        .bind(row.version)
+        .bind(row.exchange_id.as_str());
+    match &row.packed {
+        Some(packed) => query.bind(packed.as_slice()),
+        None => query.bind(&*row.body),
+    }
+}
+
+/// A new document's outbox row, in [`OUTBOX_COLUMNS`] order: pending, due `now`.
+fn bind_outbox<'q>(query: AnyQuery<'q>, row: &'q DocumentRow, now: &'q str) -> AnyQuery<'q> {
+    query
+        .bind(row.document_oid.as_str())
+        .bind(row.exchange_id.as_str())
+        .bind(row.set_oid.as_str())
+        .bind(row.version)
+        .bind("pending")
+        .bind(0_i64)
+        .bind(now)
+}
+
+/// A crosswalk row with its key, in [`CROSSWALK_COLUMNS`] order.
+fn bind_crosswalk<'q>(query: AnyQuery<'q>, keyed: &'q KeyedCrosswalk) -> AnyQuery<'q> {
+    let row = &keyed.row;
+    query
+        .bind(keyed.source_system.as_str())
+        .bind(keyed.record_type.as_str())
+        .bind(keyed.source_id.as_str())
+        .bind(row.set_oid.as_str())
+        .bind(row.latest_version)
+        .bind(row.latest_document.as_str())
+        .bind(row.latest_revision)
+        .bind(row.content_digest.as_str())
+        .bind(row.exchange_id.as_str())
+}
+
+/// An audit row, in [`ENTRY_COLUMNS`] order.
+fn bind_entry<'q>(query: AnyQuery<'q>, row: &'q EntryRow) -> AnyQuery<'q> {
+    query
+        .bind(row.seq)
+        .bind(row.exchange_id.as_str())
+        .bind(row.recorded_at.as_str())
+        .bind(row.entry.as_str())
+        .bind(row.prev_hash.as_str())
+        .bind(row.entry_hash.as_str())
+        .bind(row.client_hash.as_deref())
+        .bind(row.actor.as_str())
+        .bind(row.outcome.as_str())
+        .bind(row.record_type.as_deref())
+        .bind(row.direction.as_str())
 }
 
 /// Everything one batch writes, in the order [`write_batch`] writes it.
@@ -1103,35 +1134,14 @@ async fn write_batch_in_one_statement(tx: &mut Tx, rows: BatchRows<'_>) -> Resul
     }
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows.documents {
-        query = query
-            .bind(&row.document_oid)
-            .bind(&row.set_oid)
-            .bind(row.version)
-            .bind(&row.exchange_id)
-            .bind(&*row.body);
+        // PostgreSQL keeps the text (it compresses it itself); nothing is packed for it.
+        query = bind_document(query, row);
     }
     for row in rows.documents {
-        query = query
-            .bind(&row.document_oid)
-            .bind(&row.exchange_id)
-            .bind(&row.set_oid)
-            .bind(row.version)
-            .bind("pending")
-            .bind(0_i64)
-            .bind(rows.now);
+        query = bind_outbox(query, row, rows.now);
     }
     for keyed in rows.crosswalk {
-        let row = &keyed.row;
-        query = query
-            .bind(&keyed.source_system)
-            .bind(&keyed.record_type)
-            .bind(&keyed.source_id)
-            .bind(&row.set_oid)
-            .bind(row.latest_version)
-            .bind(&row.latest_document)
-            .bind(row.latest_revision)
-            .bind(&row.content_digest)
-            .bind(&row.exchange_id);
+        query = bind_crosswalk(query, keyed);
     }
     for (system, id, oid) in rows.cases {
         query = query.bind(system).bind(id).bind(oid);
@@ -1140,18 +1150,7 @@ async fn write_batch_in_one_statement(tx: &mut Tx, rows: BatchRows<'_>) -> Resul
         query = query.bind(root).bind(*arc).bind(*year).bind(*next);
     }
     for row in rows.entries {
-        query = query
-            .bind(row.seq)
-            .bind(&row.exchange_id)
-            .bind(&row.recorded_at)
-            .bind(&row.entry)
-            .bind(&row.prev_hash)
-            .bind(&row.entry_hash)
-            .bind(row.client_hash.as_deref())
-            .bind(&row.actor)
-            .bind(&row.outcome)
-            .bind(row.record_type.as_deref())
-            .bind(&row.direction);
+        query = bind_entry(query, row);
     }
     query
         .bind(rows.head.0)
@@ -1174,18 +1173,11 @@ pub async fn write_outbox(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO outbox (document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at) VALUES {}",
-            value_rows(backend, chunk.len(), 7)
+            value_rows(backend, chunk.len(), OUTBOX_COLUMNS)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            query = query
-                .bind(&row.document_oid)
-                .bind(&row.exchange_id)
-                .bind(&row.set_oid)
-                .bind(row.version)
-                .bind("pending")
-                .bind(0_i64)
-                .bind(now);
+            query = bind_outbox(query, row, now);
         }
         query.execute(&mut **tx).await?;
     }
