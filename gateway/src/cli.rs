@@ -16,11 +16,11 @@ use crate::profiles::{ProfileRegistry, ProfileSource};
 use crate::server::{App, open_store, shutdown_signal};
 use crate::validate::{self, OutputFormat, ValidateOptions};
 
-/// Appends the operator's `gateway audit verify` to the log as a read, under `cli:<user>`.
-async fn log_cli_verification(
+/// Appends an operator's read from the command line to the log, under `cli:<user>`.
+async fn log_cli_read(
     settings: &Config,
     store: &crate::store::Store,
-    entries: i64,
+    entry: impl FnOnce(crate::audit::Actor) -> crate::audit::AuditEntry,
 ) -> bool {
     let Ok(key) = crate::server::audit_key(settings) else {
         return false;
@@ -40,13 +40,7 @@ async fn log_cli_verification(
         client_id: None,
         role: "admin".to_owned(),
     };
-    let entry = crate::audit::AuditEntry::read(
-        actor,
-        "cli audit verify",
-        &serde_json::json!({}),
-        usize::try_from(entries).unwrap_or(usize::MAX),
-    );
-    gateway.record(entry).await.is_ok()
+    gateway.record(entry(actor)).await.is_ok()
 }
 
 /// Interoperability gateway for Finnish social rehabilitation records.
@@ -153,6 +147,25 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Read the stored documents (on SQLite they are packed, so `sqlite3` shows bytes).
+    Documents {
+        #[command(subcommand)]
+        action: DocumentsAction,
+    },
+}
+
+/// `gateway documents ...`
+#[derive(Debug, Subcommand)]
+pub enum DocumentsAction {
+    /// Print a stored document version as its JSON text; the read is audited under
+    /// `cli:<user>`. Exit status 0 printed, 1 no such document, 2 could not read.
+    Show {
+        /// The document OID (of the version).
+        oid: String,
+        /// Configuration file (TOML).
+        #[arg(long, env = "GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -285,10 +298,58 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 let report = verify_log(&store).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 // Reading the log is a use of it: the operator's check is logged as well.
-                if !log_cli_verification(&settings, &store, report.entries).await {
+                let entries = usize::try_from(report.entries).unwrap_or(usize::MAX);
+                let logged = log_cli_read(&settings, &store, |actor| {
+                    crate::audit::AuditEntry::read(
+                        actor,
+                        "cli audit verify",
+                        &serde_json::json!({}),
+                        entries,
+                    )
+                })
+                .await;
+                if !logged {
                     eprintln!("note: this verification could not be written to the audit log");
                 }
                 Ok(u8::from(!report.intact))
+            });
+        }
+        Command::Documents {
+            action: DocumentsAction::Show { oid, config },
+        } => {
+            let settings = Config::load(config.as_deref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(async move {
+                let store = open_store(&settings).await?;
+                let document = store.document(oid).await?;
+                // A document is a client's record: reading it is logged before it is shown,
+                // and not shown when that cannot be logged.
+                let found = usize::from(document.is_some());
+                let logged = log_cli_read(&settings, &store, |actor| {
+                    let mut entry = crate::audit::AuditEntry::read(
+                        actor,
+                        "cli documents show",
+                        &serde_json::json!({ "documentOid": oid }),
+                        found,
+                    );
+                    entry.event = "document-read".to_owned();
+                    entry.document_oid = Some(oid.clone());
+                    entry
+                })
+                .await;
+                if !logged {
+                    anyhow::bail!("the read could not be written to the audit log");
+                }
+                match document {
+                    Some(text) => {
+                        println!("{text}");
+                        Ok(0)
+                    }
+                    None => {
+                        eprintln!("gateway: no stored document {oid}");
+                        Ok(1)
+                    }
+                }
             });
         }
         _ => {}
@@ -439,6 +500,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve { .. }
         | Command::Migrate { .. }
         | Command::Audit { .. }
+        | Command::Documents { .. }
         | Command::FromArchive { .. } => Ok(0),
         Command::Profiles => {
             for profile in registry.profiles() {

@@ -1,6 +1,7 @@
 //! What users rely on when things go wrong or grow: a gateway killed under load keeps every
 //! exchange it answered as accepted; two gateway processes on one PostgreSQL database keep one
-//! consistent crosswalk and one verifiable audit chain.
+//! consistent crosswalk and one verifiable audit chain; an operator reads the log and the
+//! stored documents from the command line beside a running gateway, and those reads are logged.
 
 mod common;
 
@@ -230,4 +231,82 @@ fn the_operators_verification_from_the_command_line_is_logged_as_a_read() {
         (second["entries"].as_i64(), second["intact"].as_bool()),
         (Some(1), Some(true))
     );
+}
+
+/// `gateway documents show`, run beside `gateway serve` on the same database.
+fn show_document(url: &str, dir: &std::path::Path, oid: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["documents", "show", oid])
+        .env(
+            "GATEWAY_AUDIT__HMAC_KEY",
+            "test-key-shared-by-all-processes",
+        )
+        .env("GATEWAY_DATABASE_URL", url)
+        .env("GATEWAY_DATA_DIR", dir)
+        .env("USER", "testi-operaattori")
+        .output()
+        .expect("gateway runs")
+}
+
+async fn operator_reads_a_document(db: Db) {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(url) = fresh_database(db, dir.path()).await else {
+        return;
+    };
+    let server = GatewayProcess::start(&url, dir.path());
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(format!("{}/exchanges/apotti-to-kanta", server.base))
+        .json(&decision("SD-SHOW-1", 1))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let oid = answer["documentOid"].as_str().expect("accepted");
+
+    let shown = show_document(&url, dir.path(), oid);
+    assert!(shown.status.success(), "{shown:?}");
+    let document: Value = serde_json::from_slice(&shown.stdout).expect("the document as JSON");
+    assert_eq!(document, answer["document"], "the stored version, unpacked");
+    let missing = show_document(&url, dir.path(), "1.2.246.10.99.13.2026.999999");
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+
+    // Both reads are in the log, under the operator, and the chain holds.
+    let report: Value = client
+        .get(format!("{}/audit/verify", server.base))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["intact"], true, "{report}");
+    assert_eq!(report["entries"], 3, "the exchange and two reads: {report}");
+    let store = Store::connect(&url).await.expect("store");
+    // After them, the verification's own read.
+    let reads = store.log_page(1, 2).await.expect("log");
+    assert_eq!(reads.len(), 2);
+    for (read, (wanted_oid, count)) in reads
+        .iter()
+        .zip([(oid, 1), ("1.2.246.10.99.13.2026.999999", 0)])
+    {
+        let entry: Value = serde_json::from_str(&read.entry).expect("entry");
+        assert_eq!(entry["event"], "document-read");
+        assert_eq!(entry["actor"]["subject"], "cli:testi-operaattori");
+        assert_eq!(entry["document_oid"], wanted_oid);
+        assert_eq!(entry["details"]["resultCount"], count);
+    }
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_a_stored_document_and_the_read_is_logged_sqlite() {
+    operator_reads_a_document(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_a_stored_document_and_the_read_is_logged_postgres() {
+    operator_reads_a_document(Db::Postgres).await;
 }
