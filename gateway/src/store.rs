@@ -652,7 +652,7 @@ pub async fn write_sequences(
         let sql = format!(
             "INSERT INTO oid_sequence (root, arc, year, next) VALUES {} \
              ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
-            value_rows(backend, chunk.len(), SEQUENCE_COLUMNS)
+            value_rows(backend, chunk.len(), 4)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (root, arc, year, next) in chunk {
@@ -680,11 +680,21 @@ pub async fn write_crosswalk(
              latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
              latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
              exchange_id = excluded.exchange_id",
-            value_rows(backend, chunk.len(), CROSSWALK_COLUMNS)
+            value_rows(backend, chunk.len(), 9)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for keyed in chunk {
-            query = bind_crosswalk(query, keyed);
+            let row = &keyed.row;
+            query = query
+                .bind(&keyed.source_system)
+                .bind(&keyed.record_type)
+                .bind(&keyed.source_id)
+                .bind(&row.set_oid)
+                .bind(row.latest_version)
+                .bind(&row.latest_document)
+                .bind(row.latest_revision)
+                .bind(&row.content_digest)
+                .bind(&row.exchange_id);
         }
         query.execute(&mut **tx).await?;
     }
@@ -703,7 +713,7 @@ pub async fn write_cases(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES {}",
-            value_rows(backend, chunk.len(), CASE_COLUMNS)
+            value_rows(backend, chunk.len(), 3)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (system, id, oid) in chunk {
@@ -761,11 +771,19 @@ pub async fn write_documents(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES {}",
-            value_rows(backend, chunk.len(), DOCUMENT_COLUMNS)
+            value_rows(backend, chunk.len(), 5)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            query = bind_document(query, row);
+            query = query
+                .bind(&row.document_oid)
+                .bind(&row.set_oid)
+                .bind(row.version)
+                .bind(&row.exchange_id);
+            query = match &row.packed {
+                Some(packed) => query.bind(packed.as_slice()),
+                None => query.bind(&*row.body),
+            };
         }
         query.execute(&mut **tx).await?;
     }
@@ -831,11 +849,22 @@ pub async fn write_entries(
         let sql = format!(
             "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
              client_hash, actor, outcome, record_type, direction) VALUES {}",
-            value_rows(backend, chunk.len(), ENTRY_COLUMNS)
+            value_rows(backend, chunk.len(), 11)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            query = bind_entry(query, row);
+            query = query
+                .bind(row.seq)
+                .bind(&row.exchange_id)
+                .bind(&row.recorded_at)
+                .bind(&row.entry)
+                .bind(&row.prev_hash)
+                .bind(&row.entry_hash)
+                .bind(row.client_hash.clone())
+                .bind(&row.actor)
+                .bind(&row.outcome)
+                .bind(row.record_type.clone())
+                .bind(&row.direction);
         }
         query.execute(&mut **tx).await?;
     }
@@ -893,273 +922,6 @@ fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
     })
 }
 
-/// A query being given its parameters.
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
-/// A document's columns, in [`DOCUMENT_COLUMNS`] order; `packed` (SQLite) in place of the text
-/// when it was made.
-fn bind_document<'q>(query: AnyQuery<'q>, row: &'q DocumentRow) -> AnyQuery<'q> {
-    let query = query
-        .bind(row.document_oid.as_str())
-        .bind(row.set_oid.as_str())
-        .bind(row.version)
-        .bind(row.exchange_id.as_str());
-    match &row.packed {
-        Some(packed) => query.bind(packed.as_slice()),
-        None => query.bind(&*row.body),
-    }
-}
-
-/// A new document's outbox row, in [`OUTBOX_COLUMNS`] order: pending, due `now`.
-fn bind_outbox<'q>(query: AnyQuery<'q>, row: &'q DocumentRow, now: &'q str) -> AnyQuery<'q> {
-    query
-        .bind(row.document_oid.as_str())
-        .bind(row.exchange_id.as_str())
-        .bind(row.set_oid.as_str())
-        .bind(row.version)
-        .bind("pending")
-        .bind(0_i64)
-        .bind(now)
-}
-
-/// A crosswalk row with its key, in [`CROSSWALK_COLUMNS`] order.
-fn bind_crosswalk<'q>(query: AnyQuery<'q>, keyed: &'q KeyedCrosswalk) -> AnyQuery<'q> {
-    let row = &keyed.row;
-    query
-        .bind(keyed.source_system.as_str())
-        .bind(keyed.record_type.as_str())
-        .bind(keyed.source_id.as_str())
-        .bind(row.set_oid.as_str())
-        .bind(row.latest_version)
-        .bind(row.latest_document.as_str())
-        .bind(row.latest_revision)
-        .bind(row.content_digest.as_str())
-        .bind(row.exchange_id.as_str())
-}
-
-/// An audit row, in [`ENTRY_COLUMNS`] order.
-fn bind_entry<'q>(query: AnyQuery<'q>, row: &'q EntryRow) -> AnyQuery<'q> {
-    query
-        .bind(row.seq)
-        .bind(row.exchange_id.as_str())
-        .bind(row.recorded_at.as_str())
-        .bind(row.entry.as_str())
-        .bind(row.prev_hash.as_str())
-        .bind(row.entry_hash.as_str())
-        .bind(row.client_hash.as_deref())
-        .bind(row.actor.as_str())
-        .bind(row.outcome.as_str())
-        .bind(row.record_type.as_deref())
-        .bind(row.direction.as_str())
-}
-
-/// Everything one batch writes, in the order [`write_batch`] writes it.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchRows<'a> {
-    /// New document versions (each also gets its outbox row).
-    pub documents: &'a [DocumentRow],
-    /// When the outbox rows are first due.
-    pub now: &'a str,
-    /// Crosswalk rows, inserted or updated by key.
-    pub crosswalk: &'a [KeyedCrosswalk],
-    /// New cases: (source system, case id, case OID).
-    pub cases: &'a [(String, String, String)],
-    /// OID sequences: (root, arc, year, next).
-    pub sequences: &'a [(String, i64, i64, i64)],
-    /// Audit entries.
-    pub entries: &'a [EntryRow],
-    /// The chain head once they are written: (seq, hash).
-    pub head: (i64, &'a str),
-}
-
-/// Parameters one PostgreSQL statement may carry (the protocol counts them in 16 bits).
-const POSTGRES_MAX_PARAMETERS: usize = 65_535;
-
-/// Writes a batch's rows in its transaction.
-///
-/// On PostgreSQL it is one statement, whose data-modifying `WITH` parts insert into each
-/// table: one round trip instead of seven or more (documents, outbox, crosswalk, cases,
-/// sequences, audit entries, chain head), which at 1 000 single exchanges/s was most of a
-/// batch's writing time. The parts touch different tables, so none depends on seeing
-/// another's rows. A batch too large for one statement's parameters, and SQLite (which has no
-/// round trips to save), write table by table.
-///
-/// # Errors
-/// Database errors.
-pub async fn write_batch(
-    backend: Backend,
-    tx: &mut Tx,
-    rows: BatchRows<'_>,
-) -> Result<(), StoreError> {
-    if backend == Backend::Postgres && parameters_of(&rows) <= POSTGRES_MAX_PARAMETERS {
-        return write_batch_in_one_statement(tx, rows).await;
-    }
-    write_batch_table_by_table(backend, tx, rows).await
-}
-
-/// [`write_batch`] one table after the other, a multi-row statement per table (per
-/// [`CHUNK`] rows).
-///
-/// # Errors
-/// Database errors.
-pub async fn write_batch_table_by_table(
-    backend: Backend,
-    tx: &mut Tx,
-    rows: BatchRows<'_>,
-) -> Result<(), StoreError> {
-    write_documents(backend, tx, rows.documents).await?;
-    write_outbox(backend, tx, rows.documents, rows.now).await?;
-    write_crosswalk(backend, tx, rows.crosswalk).await?;
-    write_cases(backend, tx, rows.cases).await?;
-    write_sequences(backend, tx, rows.sequences).await?;
-    write_entries(backend, tx, rows.entries).await?;
-    set_head(tx, rows.head.0, rows.head.1).await
-}
-
-fn parameters_of(rows: &BatchRows<'_>) -> usize {
-    rows.documents.len() * (DOCUMENT_COLUMNS + OUTBOX_COLUMNS)
-        + rows.crosswalk.len() * CROSSWALK_COLUMNS
-        + rows.cases.len() * CASE_COLUMNS
-        + rows.sequences.len() * SEQUENCE_COLUMNS
-        + rows.entries.len() * ENTRY_COLUMNS
-        + 2
-}
-
-const DOCUMENT_COLUMNS: usize = 5;
-const OUTBOX_COLUMNS: usize = 7;
-const CROSSWALK_COLUMNS: usize = 9;
-const CASE_COLUMNS: usize = 3;
-const SEQUENCE_COLUMNS: usize = 4;
-const ENTRY_COLUMNS: usize = 11;
-
-/// `($n, $n+1, …), (…)` for `rows` rows of `columns` columns, numbered on from `*next`.
-fn numbered_rows(sql: &mut String, next: &mut usize, rows: usize, columns: usize) {
-    use std::fmt::Write as _;
-    for row in 0..rows {
-        sql.push_str(if row > 0 { ", (" } else { "(" });
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(sql, "${next}");
-            *next += 1;
-        }
-        sql.push(')');
-    }
-}
-
-async fn write_batch_in_one_statement(tx: &mut Tx, rows: BatchRows<'_>) -> Result<(), StoreError> {
-    let mut sql = String::from("WITH ");
-    let mut next = 1;
-    let mut part =
-        |sql: &mut String, name: &str, head: &str, count: usize, columns: usize, tail: &str| {
-            if count == 0 {
-                return;
-            }
-            if sql.len() > "WITH ".len() {
-                sql.push_str(", ");
-            }
-            sql.push_str(name);
-            sql.push_str(" AS (");
-            sql.push_str(head);
-            sql.push_str(" VALUES ");
-            numbered_rows(sql, &mut next, count, columns);
-            sql.push_str(tail);
-            sql.push(')');
-        };
-    let documents = rows.documents.len();
-    part(
-        &mut sql,
-        "d",
-        "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body)",
-        documents,
-        DOCUMENT_COLUMNS,
-        "",
-    );
-    part(
-        &mut sql,
-        "o",
-        "INSERT INTO outbox (document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at)",
-        documents,
-        OUTBOX_COLUMNS,
-        "",
-    );
-    part(
-        &mut sql,
-        "c",
-        "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
-         latest_document, latest_revision, content_digest, exchange_id)",
-        rows.crosswalk.len(),
-        CROSSWALK_COLUMNS,
-        " ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
-         latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
-         latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
-         exchange_id = excluded.exchange_id",
-    );
-    part(
-        &mut sql,
-        "k",
-        "INSERT INTO case_crosswalk (source_system, case_id, case_oid)",
-        rows.cases.len(),
-        CASE_COLUMNS,
-        "",
-    );
-    part(
-        &mut sql,
-        "s",
-        "INSERT INTO oid_sequence (root, arc, year, next)",
-        rows.sequences.len(),
-        SEQUENCE_COLUMNS,
-        " ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
-    );
-    part(
-        &mut sql,
-        "e",
-        "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
-         client_hash, actor, outcome, record_type, direction)",
-        rows.entries.len(),
-        ENTRY_COLUMNS,
-        "",
-    );
-    if sql.len() == "WITH ".len() {
-        sql.clear();
-    }
-    {
-        use std::fmt::Write as _;
-        let _ = write!(
-            sql,
-            " UPDATE audit_head SET seq = ${next}, hash = ${} WHERE id = 1",
-            next + 1
-        );
-    }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for row in rows.documents {
-        // PostgreSQL keeps the text (it compresses it itself); nothing is packed for it.
-        query = bind_document(query, row);
-    }
-    for row in rows.documents {
-        query = bind_outbox(query, row, rows.now);
-    }
-    for keyed in rows.crosswalk {
-        query = bind_crosswalk(query, keyed);
-    }
-    for (system, id, oid) in rows.cases {
-        query = query.bind(system).bind(id).bind(oid);
-    }
-    for (root, arc, year, next) in rows.sequences {
-        query = query.bind(root).bind(*arc).bind(*year).bind(*next);
-    }
-    for row in rows.entries {
-        query = bind_entry(query, row);
-    }
-    query
-        .bind(rows.head.0)
-        .bind(rows.head.1)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// Puts accepted documents in the outbox (inside the exchange's transaction).
 ///
 /// # Errors
@@ -1173,11 +935,18 @@ pub async fn write_outbox(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO outbox (document_oid, exchange_id, set_oid, version, status, attempts, next_attempt_at) VALUES {}",
-            value_rows(backend, chunk.len(), OUTBOX_COLUMNS)
+            value_rows(backend, chunk.len(), 7)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            query = bind_outbox(query, row, now);
+            query = query
+                .bind(&row.document_oid)
+                .bind(&row.exchange_id)
+                .bind(&row.set_oid)
+                .bind(row.version)
+                .bind("pending")
+                .bind(0_i64)
+                .bind(now);
         }
         query.execute(&mut **tx).await?;
     }

@@ -96,6 +96,8 @@ struct InFlight {
 struct Timings {
     /// Decided while the batch before was being written.
     ahead: bool,
+    /// Taking the chain-head lock (beginning the write transaction).
+    lock: Duration,
     read: Duration,
     decide: Duration,
     write: Duration,
@@ -275,7 +277,9 @@ async fn lock_and_decide(
     timings: &mut Timings,
 ) -> Result<(Vec<ExchangeResult>, Arc<Writes>, Tx), StoreError> {
     let backend = store.backend();
+    let clock = Instant::now();
     let (mut tx, mut seq, mut hash) = store.begin_write().await?;
+    timings.lock = clock.elapsed();
     let head = (seq, hash.clone());
     let decided = match ahead {
         Some(decided) if decided.assumes.as_ref() == Some(&head) => decided,
@@ -343,17 +347,13 @@ async fn write(
     writes: Arc<Writes>,
 ) -> Result<(Duration, Duration), StoreError> {
     let clock = Instant::now();
-    let now = now_utc();
-    let rows = store::BatchRows {
-        documents: &writes.documents,
-        now: &now,
-        crosswalk: &writes.crosswalk,
-        cases: &writes.cases,
-        sequences: &writes.sequences,
-        entries: &writes.entries,
-        head: (writes.head.0, &writes.head.1),
-    };
-    store::write_batch(backend, &mut tx, rows).await?;
+    store::write_documents(backend, &mut tx, &writes.documents).await?;
+    store::write_outbox(backend, &mut tx, &writes.documents, &now_utc()).await?;
+    store::write_crosswalk(backend, &mut tx, &writes.crosswalk).await?;
+    store::write_cases(backend, &mut tx, &writes.cases).await?;
+    store::write_sequences(backend, &mut tx, &writes.sequences).await?;
+    store::write_entries(backend, &mut tx, &writes.entries).await?;
+    store::set_head(&mut tx, writes.head.0, &writes.head.1).await?;
     let written = clock.elapsed();
     let clock = Instant::now();
     tx.commit().await?;
