@@ -5,8 +5,10 @@
 # order). The decision the load benchmark sends (positive, approved) is left out, so the
 # benchmark measures a document the dictionary has not seen.
 #
-# A new dictionary needs a new id (and the old one kept for reading): bump DICT_ID and add the
-# file beside the others in gateway/src/document_codec/. Needs python3 and zstd.
+# The same samples give the same dictionary. A new dictionary needs a new id, and the old one
+# kept for reading what it packed: run with DICT_ID set to the next id, and append the new file
+# to DICTIONARIES in gateway/src/document_codec.rs (the last one packs new documents).
+# Needs python3 and zstd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DICT_ID="${DICT_ID:-32769}" # ids below 32768 are reserved for a registrar (RFC 8878, 5)
