@@ -50,6 +50,18 @@ async fn load(
     accepted
 }
 
+/// The running gateway's `GET /audit/verify` report.
+async fn verify_chain(client: &reqwest::Client, base: &str) -> Value {
+    client
+        .get(format!("{base}/audit/verify"))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn crash(db: Db) {
     let dir = tempfile::tempdir().expect("dir");
     let Some(url) = fresh_database(db, dir.path()).await else {
@@ -98,14 +110,7 @@ async fn crash(db: Db) {
             "no document {document_oid}"
         );
     }
-    let report: Value = client
-        .get(format!("{}/audit/verify", second.base))
-        .send()
-        .await
-        .expect("verify")
-        .json()
-        .await
-        .expect("json");
+    let report = verify_chain(&client, &second.base).await;
     assert_eq!(report["intact"], true, "{report}");
     eprintln!(
         "crash test on {db:?}: {} accepted exchanges before SIGKILL all survived",
@@ -195,14 +200,7 @@ async fn two_processes_share_one_postgres_consistently() {
     }
     let accepted = statuses.iter().filter(|(_, _, s, _)| *s == 201).count();
     assert_eq!(accepted, rows.len(), "every 201 made exactly one version");
-    let report: Value = client
-        .get(format!("{}/audit/verify", a.base))
-        .send()
-        .await
-        .expect("verify")
-        .json()
-        .await
-        .expect("json");
+    let report = verify_chain(&client, &a.base).await;
     assert_eq!(report["intact"], true, "{report}");
     assert_eq!(report["entries"], 360, "one entry per exchange");
 }
@@ -274,14 +272,7 @@ async fn operator_reads_a_document(db: Db) {
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
 
     // Both reads are in the log, under the operator, and the chain holds.
-    let report: Value = client
-        .get(format!("{}/audit/verify", server.base))
-        .send()
-        .await
-        .expect("verify")
-        .json()
-        .await
-        .expect("json");
+    let report = verify_chain(&client, &server.base).await;
     assert_eq!(report["intact"], true, "{report}");
     assert_eq!(report["entries"], 3, "the exchange and two reads: {report}");
     let store = Store::connect(&url).await.expect("store");
