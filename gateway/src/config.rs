@@ -221,6 +221,12 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Seconds to let in-flight exchanges finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Refused requests per minute from one client address (an IPv6 /64 counts as one
+    /// address) that are logged one by one; past it a refusal is answered 429 and counted
+    /// ([`crate::auth::refusal_limit`]). `0`: no limit per address.
+    pub refusals_per_minute: u32,
+    /// The same for all addresses together. `0`: no overall limit.
+    pub refusals_per_minute_all: u32,
 }
 
 /// The producer block of documents.
@@ -283,6 +289,8 @@ impl Default for Limits {
             ndjson_line_bytes: 16 * 1024 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
+            refusals_per_minute: 60,
+            refusals_per_minute_all: 600,
         }
     }
 }
@@ -380,6 +388,15 @@ impl Config {
                 "tls.cert and tls.key: give both or neither".to_owned(),
             ));
         }
+        let limits = &self.limits;
+        if limits.refusals_per_minute_all != 0
+            && limits.refusals_per_minute_all < limits.refusals_per_minute
+        {
+            return Err(ConfigError::Rule(
+                "limits.refusals_per_minute_all: below limits.refusals_per_minute (the limit for all addresses together cannot be lower than for one)"
+                    .to_owned(),
+            ));
+        }
         if self.tls.client_ca.is_some() && self.tls.cert.is_none() {
             return Err(ConfigError::Rule(
                 "tls.client_ca: needs tls.cert and tls.key (client certificates need HTTPS)"
@@ -427,6 +444,30 @@ mod tests {
             .expect_err("unknown field")
             .to_string();
         assert!(error.contains("listen_on"), "{error}");
+    }
+
+    #[test]
+    fn an_overall_refusal_limit_below_the_per_address_one_is_refused() {
+        let mut config = Config::default();
+        config.limits.refusals_per_minute = 100;
+        config.limits.refusals_per_minute_all = 50;
+        let error = config.check().expect_err("inconsistent").to_string();
+        assert!(error.contains("limits.refusals_per_minute_all"), "{error}");
+        config.limits.refusals_per_minute_all = 0;
+        assert!(config.check().is_ok(), "0 turns the overall limit off");
+    }
+
+    #[test]
+    fn the_example_configuration_loads_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway.example.toml");
+        let example = Config::load(Some(&path)).expect("the example loads");
+        let defaults = Config::default();
+        assert_eq!(
+            serde_json::to_value(&example.limits).expect("limits"),
+            serde_json::to_value(&defaults.limits).expect("limits")
+        );
+        assert_eq!(example.listen, defaults.listen);
+        assert!(example.check().is_ok());
     }
 
     #[test]

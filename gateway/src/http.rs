@@ -41,6 +41,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Who may call.
     pub auth: Arc<Authenticator>,
+    /// How many refusals are logged one by one.
+    pub refusals: Arc<auth::refusal_limit::RefusalLimiter>,
 }
 
 /// Records in flight per NDJSON request.
@@ -87,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         let guard = Guard {
             auth: Arc::clone(&state.auth),
             gateway: state.gateway.clone(),
+            refusals: Arc::clone(&state.refusals),
             allowed,
         };
         routes.route_layer(middleware::from_fn_with_state(guard, auth::guard))

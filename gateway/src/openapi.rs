@@ -4,6 +4,20 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+/// The answers every guarded route may give before its handler runs (OperationOutcomes, each
+/// refusal audited).
+const REFUSALS: &[(&str, &str)] = &[
+    (
+        "401",
+        "Not authenticated: no, or a bad, token or certificate (OperationOutcome naming the rule)",
+    ),
+    ("403", "Authenticated without a role this route allows"),
+    (
+        "429",
+        "Too many refused requests from this address: counted instead of logged one by one; see Retry-After",
+    ),
+];
+
 /// Declares the bearer-token scheme and requires it on every guarded route (all but
 /// `/metadata` and `/readyz`), each operation naming the roles it allows.
 struct Security;
@@ -31,6 +45,16 @@ impl Modify for Security {
             let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
             for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
                 operation.security = Some(vec![SecurityRequirement::new("bearer", names.clone())]);
+                for (status, description) in REFUSALS {
+                    operation.responses.responses.insert(
+                        (*status).to_owned(),
+                        utoipa::openapi::RefOr::T(
+                            utoipa::openapi::ResponseBuilder::new()
+                                .description(*description)
+                                .build(),
+                        ),
+                    );
+                }
             }
         }
     }

@@ -52,6 +52,8 @@ pub enum IssueCode {
     Login,
     /// The caller lacks the role (FHIR `forbidden`).
     Forbidden,
+    /// Too many requests of a kind (FHIR `throttled`).
+    Throttled,
     /// Informational: no problem.
     Informational,
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::audit::ClientHasher;
 use crate::auth::Authenticator;
+use crate::auth::refusal_limit::RefusalLimiter;
 use crate::config::Config;
 use crate::exchange::{Engine, Gateway};
 use crate::http::{self, AppState};
@@ -150,6 +151,7 @@ impl App {
             listener,
             tls,
             state: AppState {
+                refusals: Arc::new(RefusalLimiter::new(&config.limits)),
                 gateway,
                 store,
                 config: Arc::new(config),
@@ -194,9 +196,31 @@ impl App {
         let router =
             http::router(self.state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
         let address = self.listener.local_addr()?;
+        let (stop_counting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counting = tokio::spawn(Arc::clone(&self.state.refusals).write_counts_until(
+            self.state.gateway.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let served = self.serve(router, address, shutdown).await;
+        // Refusals counted since the last period are logged before the gateway stops.
+        let _ = stop_counting.send(());
+        let _ = counting.await;
+        served
+    }
+
+    async fn serve(
+        self,
+        router: axum::Router,
+        address: std::net::SocketAddr,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        // Each request knows its peer's address (the refusal limit counts by it).
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let Some(tls) = self.tls else {
             tracing::info!(%address, "gateway listening (HTTP)");
-            axum::serve(self.listener, router)
+            axum::serve(self.listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await?;
             return Ok(());
@@ -215,7 +239,7 @@ impl App {
         axum_server::from_tcp(listener)?
             .acceptor(crate::tls::ClientCertificateAcceptor::new(tls))
             .handle(handle)
-            .serve(router.into_make_service())
+            .serve(service)
             .await?;
         Ok(())
     }

@@ -458,3 +458,155 @@ async fn with_authentication_on_the_gateway_may_listen_beyond_loopback() {
         .await
         .expect("authentication is on, so any address is allowed");
 }
+
+/// Reads the whole log from the store and checks its chain.
+async fn log_of(store: &gateway::store::Store) -> (Vec<Value>, bool) {
+    let mut verifier = gateway::audit::Verifier::default();
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.log_page(after, 1000).await.expect("log");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            verifier.push(row);
+            entries.push(serde_json::from_str(&row.entry).expect("entry JSON"));
+        }
+    }
+    let report = verifier.finish(store.head().await.expect("head"));
+    (entries, report.intact)
+}
+
+/// A flood of refused requests from one address: the first `limits.refusals_per_minute` are
+/// logged one by one and answered 401; past that the answer is 429 with `Retry-After`, the
+/// first such refusal is logged as the limit engaging, and the rest are counted in one entry
+/// written at shutdown (or every ten seconds). A caller with a good token from the same
+/// address is not limited. The log stays a few entries long and its chain verifies.
+async fn refusal_flood(db: Db) {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let Some(provider) = OidcProvider::start(keys.path(), &["key-1"], &[]) else {
+        return;
+    };
+    let issuer = provider.issuer.clone();
+    let Some(app) = TestApp::start_with(db, move |config| {
+        config.auth.issuer = Some(issuer);
+        config.auth.audience = Some(AUDIENCE.to_owned());
+        config.limits.refusals_per_minute = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        // Some without credentials, some with a token that is not one.
+        let token = (n % 3 == 0).then_some("not-a-token");
+        let response = {
+            let mut request = app
+                .client
+                .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+                .json(&json!({}));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send().await.expect("request")
+        };
+        let status = response.status().as_u16();
+        if status == 429 {
+            let retry: u64 = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After in seconds");
+            assert!((1..=13).contains(&retry), "Retry-After {retry}");
+            let body: Value = response.json().await.expect("OperationOutcome");
+            assert_eq!(body["issue"][0]["code"], "throttled", "{body}");
+            assert_eq!(rule_of(&body), "auth.refusals-limited");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    // Good credentials from the same address still pass.
+    let integrator = provider
+        .token("integrator", Some("integrator"), AUDIENCE)
+        .await;
+    let (status, body, _) = call(
+        &app,
+        "POST",
+        "/exchanges/apotti-to-kanta",
+        Some(&integrator),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let store = app.store.clone();
+    let _data = app.stop_keeping_data().await;
+    let (entries, intact) = log_of(&store).await;
+    assert!(intact, "the chain verifies");
+    let events: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| e.starts_with("access-"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            vec!["access-refused"; 5],
+            vec!["access-refusals-limited", "access-refusals-counted"]
+        ]
+        .concat(),
+        "{entries:#?}"
+    );
+    let refused = entries
+        .iter()
+        .find(|e| e["event"] == "access-refused")
+        .expect("a refusal");
+    assert_eq!(refused["details"]["peer"], "127.0.0.1");
+    let opened = entries
+        .iter()
+        .find(|e| e["event"] == "access-refusals-limited")
+        .expect("the limit engaging");
+    assert_eq!(opened["details"]["peer"], "127.0.0.1");
+    assert_eq!(opened["details"]["limit"], "refusals_per_minute");
+    assert_eq!(opened["details"]["per_minute"], 5);
+    assert_eq!(opened["outcome"], "refused");
+    let counted = entries
+        .iter()
+        .find(|e| e["event"] == "access-refusals-counted")
+        .expect("the count");
+    // 40 refusals: 5 logged, 1 opening the limit, 34 counted.
+    assert_eq!(counted["details"]["count"], 34, "{counted}");
+    let rules = &counted["details"]["rules"];
+    let by_rule: u64 = rules
+        .as_object()
+        .expect("rules")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(by_rule, 34, "{rules}");
+    assert!(
+        rules["auth.credentials-missing"].as_u64() > Some(0),
+        "{rules}"
+    );
+    assert!(counted["details"]["first"].as_str() <= counted["details"]["last"].as_str());
+    // The exchange with good credentials is there too.
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["event"] == "exchange" && e["outcome"] == "accepted"),
+        "{entries:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_counted_not_logged_one_by_one_sqlite() {
+    refusal_flood(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_counted_not_logged_one_by_one_postgres() {
+    refusal_flood(Db::Postgres).await;
+}

@@ -10,11 +10,13 @@
 //! caller is `local` with every role, and the server only listens on loopback.
 
 pub mod certificate;
+pub mod refusal_limit;
 pub mod token;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +28,7 @@ use crate::exchange::Gateway;
 use crate::outcome::{Issue, IssueCode, OperationOutcome};
 
 use certificate::{CertificateClients, PeerCertificate};
+use refusal_limit::{Admission, RefusalLimiter, Source};
 use token::{TokenError, TokenVerifier};
 
 /// How a caller proved who they are.
@@ -229,8 +232,30 @@ pub struct Guard {
     pub auth: Arc<Authenticator>,
     /// Where refusals are logged.
     pub gateway: Gateway,
+    /// How many refusals are logged one by one.
+    pub refusals: Arc<RefusalLimiter>,
     /// The roles the routes allow.
     pub allowed: &'static [Role],
+}
+
+/// The answer to a refusal past a limit ([`refusal_limit`]): 429 with `Retry-After`.
+fn too_many_refusals(retry_after: std::time::Duration) -> Response {
+    let issue = Issue::error(
+        IssueCode::Throttled,
+        "auth.refusals-limited",
+        "",
+        "too many refused requests from this address; the credentials were not accepted, and further refusals are counted rather than logged one by one until the address stays under the limit",
+    );
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(OperationOutcome::from_issues(&[issue], "ok")),
+    )
+        .into_response();
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// Middleware: authenticate, check the role, hand the handler its [`Actor`]; or refuse
@@ -264,11 +289,15 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         |p| p.as_str().to_owned(),
     );
     let operation = format!("{} {route}", request.method());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
     drop(request);
-    refuse(&guard, operation, refusal).await
+    refuse(&guard, operation, refusal, Source::of(peer)).await
 }
 
-async fn refuse(guard: &Guard, operation: String, refusal: Refusal) -> Response {
+async fn refuse(guard: &Guard, operation: String, refusal: Refusal, source: Source) -> Response {
     let actor = refusal.caller.as_ref().map_or_else(
         || Actor {
             subject: "anonymous".to_owned(),
@@ -277,6 +306,23 @@ async fn refuse(guard: &Guard, operation: String, refusal: Refusal) -> Response 
         },
         |caller| caller.actor(None),
     );
+    match guard.refusals.admit(source, refusal.rule) {
+        Admission::Log => {}
+        Admission::Open { limit, retry_after } => {
+            let entry = guard.refusals.opening_entry(
+                source,
+                limit,
+                operation,
+                actor,
+                (refusal.rule, &refusal.message, refusal.status.as_u16()),
+            );
+            if guard.gateway.record(entry).await.is_err() {
+                return crate::http::unavailable();
+            }
+            return too_many_refusals(retry_after);
+        }
+        Admission::Count { retry_after } => return too_many_refusals(retry_after),
+    }
     let digest = audit::digest(operation.as_bytes());
     let mut entry = AuditEntry::event("access-refused", operation, actor, "refused", digest);
     entry.issues = vec![LoggedIssue {
@@ -284,7 +330,10 @@ async fn refuse(guard: &Guard, operation: String, refusal: Refusal) -> Response 
         pointer: String::new(),
         message: refusal.message.clone(),
     }];
-    entry.details = Some(json!({ "status": refusal.status.as_u16() }));
+    entry.details = Some(json!({
+        "status": refusal.status.as_u16(),
+        "peer": source.to_string(),
+    }));
     if guard.gateway.record(entry).await.is_err() {
         return crate::http::unavailable();
     }

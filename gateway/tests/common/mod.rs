@@ -117,13 +117,20 @@ impl TestApp {
     }
 
     /// Stops the server gracefully.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        drop(self.stop_keeping_data().await);
+    }
+
+    /// Stops the server gracefully and hands back its data directory, so that the store can
+    /// still be read (SQLite's file lives there).
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         if let Some(handle) = self.handle.take() {
             let _ = handle.await;
         }
+        self.dir
     }
 }
 

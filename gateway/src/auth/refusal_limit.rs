@@ -1,0 +1,473 @@
+//! How many refused requests are logged one by one, per client address.
+//!
+//! Why: every refused request leaves an audit entry, a durable write. Without a limit, anyone
+//! who can reach the port could grow the audit log, and take the writer's time, as fast as
+//! they can send bad tokens. Past `limits.refusals_per_minute` refusals from one address (an
+//! IPv6 /64 counts as one address), or `limits.refusals_per_minute_all` from all addresses
+//! together, a refusal is answered 429 with `Retry-After` and counted instead of logged:
+//!
+//! - the first refusal past the limit writes an `access-refusals-limited` entry (with that
+//!   refusal's rule, the address and the limit) before it is answered, so the log shows
+//!   durably that a limit engaged and from where;
+//! - every [`COUNT_PERIOD`], and at shutdown, an `access-refusals-counted` entry says how many
+//!   more refusals came from that address, from when to when, and under which rules.
+//!
+//! So nothing refused goes unlogged, and a flood costs the log a few entries a minute instead
+//! of one per request. A crash loses at most the count of the last period, never the entry
+//! saying that the limit engaged. Callers whose credentials are good are never limited here:
+//! the limit only decides how a refusal is logged and answered. The counting itself is
+//! `governor`'s (GCRA, the quota refills continuously).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+
+use crate::audit::{self, Actor, AuditEntry};
+use crate::config::Limits;
+use crate::exchange::{Gateway, now_utc};
+
+/// How often the counts of limited refusals are written to the log.
+pub const COUNT_PERIOD: Duration = Duration::from_secs(10);
+
+/// Where refusals come from, as the limit counts them: an IPv4 address, an IPv6 /64, or
+/// unknown (a request that did not come through the server's listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Source(Option<IpAddr>);
+
+impl Source {
+    /// The source of a peer address: IPv4 (also when mapped into IPv6) as is, IPv6 cut to its
+    /// /64 (one host usually holds a whole /64).
+    #[must_use]
+    pub fn of(peer: Option<IpAddr>) -> Self {
+        Self(peer.map(|address| match address {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+            },
+        }))
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(IpAddr::V4(v4)) => write!(f, "{v4}"),
+            Some(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Which limit a refusal went past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `limits.refusals_per_minute`.
+    PerAddress,
+    /// `limits.refusals_per_minute_all`.
+    AllAddresses,
+}
+
+impl Limit {
+    fn name(self) -> &'static str {
+        match self {
+            Self::PerAddress => "refusals_per_minute",
+            Self::AllAddresses => "refusals_per_minute_all",
+        }
+    }
+}
+
+/// What to do with one refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Log it as an `access-refused` entry and answer it as refused.
+    Log,
+    /// The first refusal past a limit from this source: log an `access-refusals-limited`
+    /// entry, answer 429.
+    Open {
+        /// The limit it went past.
+        limit: Limit,
+        /// When the source may be refused with a logged entry again.
+        retry_after: Duration,
+    },
+    /// Counted: answer 429, log nothing now.
+    Count {
+        /// When the source may be refused with a logged entry again.
+        retry_after: Duration,
+    },
+}
+
+/// Refusals counted for one source since the last count entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// How many.
+    pub count: u64,
+    /// First and last (UTC, RFC 3339), when `count > 0`.
+    pub first: Option<String>,
+    /// See `first`.
+    pub last: Option<String>,
+    /// How many under each rule.
+    pub rules: BTreeMap<String, u64>,
+}
+
+impl Counted {
+    fn add(&mut self, rule: &str, at: &str) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(at.to_owned());
+        }
+        self.last = Some(at.to_owned());
+        *self.rules.entry(rule.to_owned()).or_default() += 1;
+    }
+
+    fn merge(&mut self, earlier: Counted) {
+        self.count += earlier.count;
+        if earlier.first.is_some() {
+            self.first = earlier.first;
+        }
+        if self.last.is_none() {
+            self.last = earlier.last;
+        }
+        for (rule, n) in earlier.rules {
+            *self.rules.entry(rule).or_default() += n;
+        }
+    }
+}
+
+/// A source past a limit.
+#[derive(Debug, Default)]
+struct Tally {
+    counted: Counted,
+    /// Opened since the last count entry: kept by the next one even when nothing more came.
+    fresh: bool,
+}
+
+/// The limits and the counts of the refusals past them.
+pub struct RefusalLimiter {
+    per_address: Option<DefaultKeyedRateLimiter<Source>>,
+    all: Option<DefaultDirectRateLimiter>,
+    per_minute: u32,
+    all_per_minute: u32,
+    /// Sources past a limit, with what they sent since the last count entry.
+    counted: Mutex<HashMap<Source, Tally>>,
+}
+
+impl fmt::Debug for RefusalLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefusalLimiter")
+            .field("per_minute", &self.per_minute)
+            .field("all_per_minute", &self.all_per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefusalLimiter {
+    /// The limits of the configuration (`0` turns one off).
+    #[must_use]
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            per_address: NonZeroU32::new(limits.refusals_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            all: NonZeroU32::new(limits.refusals_per_minute_all)
+                .map(|n| RateLimiter::direct(Quota::per_minute(n))),
+            per_minute: limits.refusals_per_minute,
+            all_per_minute: limits.refusals_per_minute_all,
+            counted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Decides how the refusal of a request from `source` under `rule` is logged.
+    pub fn admit(&self, source: Source, rule: &str) -> Admission {
+        let clock = DefaultClock::default();
+        let past = match self.per_address.as_ref().map(|l| l.check_key(&source)) {
+            Some(Err(not_until)) => Some((Limit::PerAddress, not_until)),
+            _ => match self.all.as_ref().map(RateLimiter::check) {
+                Some(Err(not_until)) => Some((Limit::AllAddresses, not_until)),
+                _ => None,
+            },
+        };
+        let Some((limit, not_until)) = past else {
+            return Admission::Log;
+        };
+        let retry_after = not_until.wait_time_from(clock.now());
+        let mut counted = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        match counted.get_mut(&source) {
+            Some(tally) => {
+                tally.counted.add(rule, &now_utc());
+                Admission::Count { retry_after }
+            }
+            None => {
+                counted.insert(
+                    source,
+                    Tally {
+                        counted: Counted::default(),
+                        fresh: true,
+                    },
+                );
+                Admission::Open { limit, retry_after }
+            }
+        }
+    }
+
+    /// The `access-refusals-limited` entry of an [`Admission::Open`] refusal.
+    #[must_use]
+    pub fn opening_entry(
+        &self,
+        source: Source,
+        limit: Limit,
+        operation: String,
+        actor: Actor,
+        refusal: (&str, &str, u16),
+    ) -> AuditEntry {
+        let (rule, message, status) = refusal;
+        let digest = audit::digest(operation.as_bytes());
+        let mut entry = AuditEntry::event(
+            "access-refusals-limited",
+            operation,
+            actor,
+            "refused",
+            digest,
+        );
+        entry.issues = vec![audit::LoggedIssue {
+            rule: rule.to_owned(),
+            pointer: String::new(),
+            message: message.to_owned(),
+        }];
+        let per_minute = match limit {
+            Limit::PerAddress => self.per_minute,
+            Limit::AllAddresses => self.all_per_minute,
+        };
+        entry.details = Some(json!({
+            "status": 429,
+            "refused_with": status,
+            "peer": source.to_string(),
+            "limit": limit.name(),
+            "per_minute": per_minute,
+            "then": format!(
+                "further refusals from this address are counted in access-refusals-counted entries every {} s until it stays under the limit",
+                COUNT_PERIOD.as_secs()
+            ),
+        }));
+        entry
+    }
+
+    /// Takes the counts since the last call; a source with none is no longer past a limit
+    /// and is forgotten (its next refusal past a limit opens again).
+    fn take_counts(&self) -> Vec<(Source, Counted)> {
+        let mut counted = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        counted.retain(|_, tally| tally.counted.count > 0 || tally.fresh);
+        let mut taken: Vec<(Source, Counted)> = counted
+            .iter_mut()
+            .filter_map(|(source, tally)| {
+                tally.fresh = false;
+                (tally.counted.count > 0).then(|| (*source, std::mem::take(&mut tally.counted)))
+            })
+            .collect();
+        drop(counted);
+        if let Some(per_address) = &self.per_address {
+            per_address.retain_recent();
+        }
+        taken.sort_by_key(|(source, _)| *source);
+        taken
+    }
+
+    /// Puts counts whose entry could not be written back, to be written with the next.
+    fn restore(&self, source: Source, earlier: Counted) {
+        let mut counted = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        counted.entry(source).or_default().counted.merge(earlier);
+    }
+
+    /// Writes an `access-refusals-counted` entry for every source with refusals counted since
+    /// the last call. Returns how many entries were written; counts that could not be written
+    /// are kept for the next call.
+    pub async fn write_counts(&self, gateway: &Gateway) -> usize {
+        let mut written = 0;
+        for (source, counted) in self.take_counts() {
+            let operation = "refusals past a limit".to_owned();
+            let digest = audit::digest(operation.as_bytes());
+            let actor = Actor {
+                subject: "anonymous".to_owned(),
+                client_id: None,
+                role: "none".to_owned(),
+            };
+            let mut entry = AuditEntry::event(
+                "access-refusals-counted",
+                operation,
+                actor,
+                "refused",
+                digest,
+            );
+            entry.details = Some(json!({
+                "status": 429,
+                "peer": source.to_string(),
+                "count": counted.count,
+                "first": counted.first,
+                "last": counted.last,
+                "rules": counted.rules,
+            }));
+            if gateway.record(entry).await.is_ok() {
+                written += 1;
+            } else {
+                tracing::error!(peer = %source, count = counted.count, "cannot log counted refusals; kept for the next period");
+                self.restore(source, counted);
+            }
+        }
+        written
+    }
+
+    /// Writes the counts every [`COUNT_PERIOD`] until `stop` resolves, then once more.
+    pub async fn write_counts_until(
+        self: std::sync::Arc<Self>,
+        gateway: Gateway,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let mut ticks = tokio::time::interval(COUNT_PERIOD);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    self.write_counts(&gateway).await;
+                }
+                () = &mut stop => break,
+            }
+        }
+        self.write_counts(&gateway).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_minute: u32, all: u32) -> RefusalLimiter {
+        RefusalLimiter::new(&Limits {
+            refusals_per_minute: per_minute,
+            refusals_per_minute_all: all,
+            ..Limits::default()
+        })
+    }
+
+    fn address(text: &str) -> Source {
+        Source::of(Some(text.parse().expect("address")))
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source_and_mapped_ipv4_is_ipv4() {
+        assert_eq!(address("2001:db8:1:2::7"), address("2001:db8:1:2:ffff::1"));
+        assert_ne!(address("2001:db8:1:2::7"), address("2001:db8:1:3::7"));
+        assert_eq!(address("2001:db8:1:2::7").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(address("::ffff:192.0.2.7"), address("192.0.2.7"));
+        assert_eq!(address("192.0.2.7").to_string(), "192.0.2.7");
+        assert_eq!(Source::of(None).to_string(), "unknown");
+    }
+
+    #[test]
+    fn past_the_limit_one_refusal_opens_and_the_rest_are_counted_per_source() {
+        let limiter = limiter(3, 0);
+        let (a, b) = (address("192.0.2.1"), address("192.0.2.2"));
+        for _ in 0..3 {
+            assert_eq!(limiter.admit(a, "auth.token-invalid"), Admission::Log);
+        }
+        assert!(matches!(
+            limiter.admit(a, "auth.token-invalid"),
+            Admission::Open {
+                limit: Limit::PerAddress,
+                ..
+            }
+        ));
+        for rule in [
+            "auth.token-invalid",
+            "auth.credentials-missing",
+            "auth.token-invalid",
+        ] {
+            let Admission::Count { retry_after } = limiter.admit(a, rule) else {
+                panic!("counted");
+            };
+            assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(20));
+        }
+        // Another address has its own quota.
+        assert_eq!(limiter.admit(b, "auth.token-invalid"), Admission::Log);
+
+        let counts = limiter.take_counts();
+        assert_eq!(counts.len(), 1);
+        let (source, counted) = &counts[0];
+        assert_eq!(*source, a);
+        assert_eq!(counted.count, 3);
+        assert_eq!(counted.rules["auth.token-invalid"], 2);
+        assert_eq!(counted.rules["auth.credentials-missing"], 1);
+        assert!(counted.first.is_some() && counted.last.is_some());
+        // Still past the limit: counted, not opened again, until a period passes quietly.
+        assert!(matches!(
+            limiter.admit(a, "auth.token-invalid"),
+            Admission::Count { .. }
+        ));
+        assert_eq!(limiter.take_counts()[0].1.count, 1);
+        assert!(
+            limiter.take_counts().is_empty(),
+            "a quiet period forgets it"
+        );
+        assert!(matches!(
+            limiter.admit(a, "auth.token-invalid"),
+            Admission::Open { .. }
+        ));
+    }
+
+    #[test]
+    fn a_source_opened_just_before_a_count_is_not_opened_again_by_its_next_refusal() {
+        let limiter = limiter(1, 0);
+        let a = address("192.0.2.1");
+        assert_eq!(limiter.admit(a, "r"), Admission::Log);
+        assert!(matches!(limiter.admit(a, "r"), Admission::Open { .. }));
+        assert!(limiter.take_counts().is_empty());
+        assert!(matches!(limiter.admit(a, "r"), Admission::Count { .. }));
+    }
+
+    #[test]
+    fn the_overall_limit_counts_every_address_together() {
+        let limiter = limiter(0, 2);
+        assert_eq!(limiter.admit(address("192.0.2.1"), "r"), Admission::Log);
+        assert_eq!(limiter.admit(address("192.0.2.2"), "r"), Admission::Log);
+        assert!(matches!(
+            limiter.admit(address("192.0.2.3"), "r"),
+            Admission::Open {
+                limit: Limit::AllAddresses,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn no_limit_logs_everything() {
+        let limiter = limiter(0, 0);
+        for _ in 0..1000 {
+            assert_eq!(limiter.admit(address("192.0.2.1"), "r"), Admission::Log);
+        }
+    }
+
+    #[test]
+    fn counts_that_could_not_be_written_come_back() {
+        let limiter = limiter(1, 0);
+        let a = address("192.0.2.1");
+        let _ = limiter.admit(a, "r");
+        let _ = limiter.admit(a, "r");
+        let _ = limiter.admit(a, "r");
+        let _ = limiter.admit(a, "s");
+        let (source, counted) = limiter.take_counts().remove(0);
+        assert_eq!(counted.count, 2);
+        let _ = limiter.admit(a, "r");
+        limiter.restore(source, counted);
+        let again = limiter.take_counts().remove(0).1;
+        assert_eq!(again.count, 3);
+        assert_eq!(again.rules["r"], 2);
+        assert_eq!(again.rules["s"], 1);
+    }
+}
