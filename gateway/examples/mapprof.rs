@@ -93,9 +93,12 @@ fn main() {
                 else {
                     panic!("a record");
                 };
-                let mapped = mappings.map_record(&profiles, &record, dir, ctx, false);
-                let document = mapped.document.expect("maps");
-                black_box(gateway::json_text::to_vec(&document));
+                let mapped = mappings.map_record_as(&profiles, &record, dir, ctx, false, |d| {
+                    let mut out = Vec::with_capacity(4096);
+                    d.write(&mut out);
+                    out
+                });
+                black_box(mapped.document.expect("maps"));
             }
             "serde" => {
                 let record: Value = serde_json::from_slice(black_box(&apotti_bytes)).unwrap();

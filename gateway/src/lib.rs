@@ -16,6 +16,7 @@ pub mod http;
 pub mod identifiers;
 pub mod input;
 pub mod json_text;
+pub mod json_tree;
 pub mod map_cli;
 pub mod mapping;
 pub mod openapi;

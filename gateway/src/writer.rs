@@ -713,21 +713,24 @@ struct MappedText {
     issues: Vec<Issue>,
 }
 
-/// Maps, validates the target and serializes the document once. The document's tree is freed
-/// here, on the thread that built it: freed later on the thread that answers, it cost the
-/// stream about a tenth of its throughput (mimalloc's cross-thread frees).
+/// Maps, validates the target and writes the document's text once, straight from the tree the
+/// engine built ([`crate::json_tree`]). The tree is freed here, on the thread that built it:
+/// freed later on the thread that answers, it cost the stream about a tenth of its throughput
+/// (mimalloc's cross-thread frees).
 fn map_to_text(engine: &Engine, planned: &Planned<'_>) -> MappedText {
     let Mapped {
-        document, issues, ..
-    } = engine.mappings.run_checked(
+        document: text,
+        issues,
+        ..
+    } = engine.mappings.run_checked_as(
         &engine.profiles,
         planned.plan,
         planned.record,
         planned.direction,
         &*planned.context,
         false,
+        |document| document.to_text(),
     );
-    let text = document.map(|document| crate::json_text::to_string(&document));
     let digest = text.as_deref().map(|text| audit::digest(text.as_bytes()));
     let packed = match &text {
         Some(text) if planned.pack => crate::document_codec::pack(text),

@@ -284,3 +284,76 @@ fn output_that_breaks_the_target_profile_names_the_rule() {
         issue.message
     );
 }
+
+/// Every JSON file under `dir`, context files left out.
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("readable")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            json_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "json")
+            && !path.to_string_lossy().ends_with(".context.json")
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// The engine builds documents as a tree that borrows from the input and the plan
+/// (`json_tree::Output`), validates that tree in place and writes its text without making a
+/// `serde_json::Value` of it. For every fixture and profile example mapped both ways, the text
+/// is byte for byte that of the value it stands for, and validating the tree against every
+/// profile (its own, and all the others, which it breaks in many ways) gives exactly the
+/// issues validating the value gives.
+#[test]
+fn built_documents_write_and_validate_as_their_values_do() {
+    let profiles = profiles();
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("mappings load");
+    let mut inputs = Vec::new();
+    json_files(&root().join("mappings/fixtures"), &mut inputs);
+    json_files(&root().join("profiles/examples"), &mut inputs);
+    let (mut documents, mut violations) = (0, 0);
+    for path in &inputs {
+        let Ok(record) = serde_json::from_slice::<Value>(&fs::read(path).expect("readable")) else {
+            continue;
+        };
+        for direction in [Direction::Forward, Direction::Backward] {
+            let mut context = LocalContext::new("1.2.246.10.0", 2026);
+            context.set("msg_dttm", Value::String("2026-01-01 00:00:00".into()));
+            if let Ok(profile) = profiles.select(&record)
+                && let Some(plan) = set.plan_for(direction, profile.id())
+            {
+                context.prepare(plan, &record, direction);
+            }
+            let mapped = set.map_record_as(&profiles, &record, direction, &context, false, |d| {
+                let value = d.to_value();
+                assert_eq!(
+                    d.to_text(),
+                    gateway::json_text::to_string(&value),
+                    "{} {direction:?}",
+                    path.display()
+                );
+                for profile in profiles.profiles() {
+                    let from_tree = profiles.validate_output(profile, d);
+                    let from_value = profiles.validate_with(profile, &value);
+                    assert_eq!(
+                        format!("{from_tree:?}"),
+                        format!("{from_value:?}"),
+                        "{} {direction:?} against {}",
+                        path.display(),
+                        profile.id()
+                    );
+                    violations += from_value.len();
+                }
+            });
+            documents += usize::from(mapped.document.is_some());
+        }
+    }
+    assert!(documents >= 40, "only {documents} documents mapped");
+    assert!(violations >= 1000, "only {violations} issues compared");
+}

@@ -121,6 +121,25 @@ impl ConceptMap {
         Ok(self.kanta_values[index].clone())
     }
 
+    /// [`Self::forward`] without the clone: the map's own value.
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub fn forward_ref(&self, value: &Value) -> Result<&Value, ConceptError> {
+        let label = value.as_str().ok_or(ConceptError::Shape)?;
+        let index = *self
+            .by_label
+            .get(label)
+            .ok_or(ConceptError::NoTranslation)?;
+        Ok(&self.kanta_values[index])
+    }
+
+    /// The Kanta value of the entry at `index` (of [`Self::entries`]), the map's own.
+    #[must_use]
+    pub fn kanta_value_ref(&self, index: usize) -> &Value {
+        &self.kanta_values[index]
+    }
+
     /// The Kanta value of the entry at `index` (of [`Self::entries`]).
     #[must_use]
     pub fn kanta_value_at(&self, index: usize) -> Value {

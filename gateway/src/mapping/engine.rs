@@ -6,7 +6,7 @@
 //! is read and which is written. Paths for messages and explanations are built only when an
 //! issue or a trace needs them.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::MappingSet;
 use super::concepts::ConceptError;
@@ -14,6 +14,7 @@ use super::plan::{
     Compute, Condition, Convert, GroupPlan, MappingPlan, Ptr, Rule, Rules, Shape, Source,
 };
 use super::writes::Pending;
+use crate::json_tree::Output;
 use crate::outcome::{Issue, IssueCode};
 use crate::profiles::rules::round_half_away;
 
@@ -69,9 +70,10 @@ pub struct Trace {
 
 /// The result of one run.
 #[derive(Debug, Clone)]
-pub struct MapOutcome {
-    /// The mapped document (incomplete when there are issues).
-    pub document: Value,
+pub struct MapOutcome<'a> {
+    /// The mapped document (incomplete when there are issues); its leaves borrow from the
+    /// input and the plan.
+    pub document: Output<'a>,
     /// What could not be mapped.
     pub issues: Vec<Issue>,
     /// Explanations, when asked for.
@@ -144,36 +146,36 @@ struct Run<'a> {
 
 /// Where a scope's rules write: its target, or the slots of its write tree, which are built
 /// into the target when the scope ends ([`super::writes`]).
-struct Out<'t> {
-    target: &'t mut Value,
-    pending: Option<Pending>,
+struct Out<'t, 'a> {
+    target: &'t mut Output<'a>,
+    pending: Option<Pending<'a>>,
     /// The slot of the rule running now.
     slot: Option<usize>,
 }
 
-impl Out<'_> {
-    fn put(&mut self, write: &Ptr, value: Value) {
+impl<'a> Out<'_, 'a> {
+    fn put(&mut self, write: &'a Ptr, value: Output<'a>) {
         let place = match (&mut self.pending, self.slot) {
             (Some(pending), Some(slot)) => pending.get_mut(slot),
             _ => None,
         };
         match place {
             Some(place) => *place = Some(value),
-            None => write.set(self.target, value),
+            None => self.target.set(&write.segments, value),
         }
     }
 }
 
 /// Runs `plan` on `input`.
 #[must_use]
-pub fn run(
-    set: &MappingSet,
-    plan: &MappingPlan,
-    input: &Value,
-    context: &dyn MappingContext,
+pub fn run<'a>(
+    set: &'a MappingSet,
+    plan: &'a MappingPlan,
+    input: &'a Value,
+    context: &'a dyn MappingContext,
     direction: Direction,
     explain: bool,
-) -> MapOutcome {
+) -> MapOutcome<'a> {
     let mut run = Run {
         set,
         context,
@@ -182,7 +184,7 @@ pub fn run(
         trace: explain.then(Vec::new),
         row_number: 0,
     };
-    let mut document = Value::Object(Map::new());
+    let mut document = Output::empty_object();
     run.rules(&plan.rules, input, &mut document, &Path::ROOT, &Path::ROOT);
     MapOutcome {
         document,
@@ -191,7 +193,7 @@ pub fn run(
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     fn forward(&self) -> bool {
         self.direction == Direction::Forward
     }
@@ -217,9 +219,9 @@ impl Run<'_> {
     /// Runs rules in scope; returns how many values came from the input (not constants).
     fn rules(
         &mut self,
-        rules: &Rules,
-        source: &Value,
-        target: &mut Value,
+        rules: &'a Rules,
+        source: &'a Value,
+        target: &mut Output<'a>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -263,13 +265,14 @@ impl Run<'_> {
         from_input
     }
 
-    fn holds(&self, condition: &Condition, source: &Value, target: &Value) -> bool {
-        let doc = if condition.apotti_side == self.forward() {
-            source
+    fn holds(&self, condition: &Condition, source: &Value, target: &Output<'_>) -> bool {
+        let equal = if condition.apotti_side == self.forward() {
+            condition.ptr.get(source) == Some(&condition.value)
         } else {
             target
+                .get(&condition.ptr.segments)
+                .is_some_and(|found| found.equals(&condition.value))
         };
-        let equal = condition.ptr.get(doc) == Some(&condition.value);
         equal != condition.negate
     }
 
@@ -288,10 +291,10 @@ impl Run<'_> {
     /// (`Some(None)`: the field is absent); `None`: look it up here.
     fn field(
         &mut self,
-        rule: &Rule,
-        source: &Value,
-        input: Option<Option<&Value>>,
-        out: &mut Out<'_>,
+        rule: &'a Rule,
+        source: &'a Value,
+        input: Option<Option<&'a Value>>,
+        out: &mut Out<'_, 'a>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -308,13 +311,13 @@ impl Run<'_> {
         let Some(write) = write else { return 0 };
         let (value, from) = match how {
             Source::Nothing => return 0,
-            Source::Constant(value) => (value.clone(), None),
+            Source::Constant(value) => (Output::Borrowed(value), None),
             Source::Context(name) => match self.context.value(name) {
-                Some(value) => (value, None),
+                Some(value) => (Output::Owned(value), None),
                 None => return 0,
             },
             Source::Compute(compute) => match self.compute(*compute, out.target) {
-                Some(value) => (value, None),
+                Some(value) => (Output::Owned(value), None),
                 None => return 0,
             },
             Source::Peer(convert) => {
@@ -346,7 +349,9 @@ impl Run<'_> {
                 let map = &self.set.concepts[*concept];
                 match map.entry_for_kanta(value) {
                     Ok(entry) => (
-                        Value::String(entry.display.clone().unwrap_or_else(|| entry.label.clone())),
+                        Output::Owned(Value::String(
+                            entry.display.clone().unwrap_or_else(|| entry.label.clone()),
+                        )),
                         Some(ptr),
                     ),
                     Err(_) => {
@@ -363,7 +368,12 @@ impl Run<'_> {
                 }
             }
         };
-        if !self.forward() && rule.default.as_ref() == Some(&value) {
+        if !self.forward()
+            && rule
+                .default
+                .as_ref()
+                .is_some_and(|default| value.equals(default))
+        {
             // The Apotti side leaves a default out (an empty list is not allowed there).
             return 0;
         }
@@ -379,12 +389,12 @@ impl Run<'_> {
         &mut self,
         rule: &Rule,
         convert: &Convert,
-        value: &Value,
+        value: &'a Value,
         at: impl FnOnce() -> String,
-    ) -> Option<Value> {
+    ) -> Option<Output<'a>> {
         let forward = self.forward();
         match convert {
-            Convert::Copy => Some(value.clone()),
+            Convert::Copy => Some(Output::Borrowed(value)),
             Convert::Transform(transform) => {
                 let result = if forward {
                     transform.forward(value)
@@ -392,7 +402,7 @@ impl Run<'_> {
                     transform.backward(value)
                 };
                 match result {
-                    Ok(value) => Some(value),
+                    Ok(value) => Some(Output::Owned(value)),
                     Err(error) => {
                         let name = transform.name();
                         self.issue(
@@ -408,9 +418,9 @@ impl Run<'_> {
             Convert::Concept(index) => {
                 let map = &self.set.concepts[*index];
                 let result = if forward {
-                    map.forward(value)
+                    map.forward_ref(value).map(Output::Borrowed)
                 } else {
-                    map.backward(value)
+                    map.backward(value).map(Output::Owned)
                 };
                 match result {
                     Ok(value) => Some(value),
@@ -451,7 +461,7 @@ impl Run<'_> {
                 };
                 if forward {
                     match self.context.oid_for(kind, text) {
-                        Some(oid) => Some(Value::String(oid)),
+                        Some(oid) => Some(Output::Owned(Value::String(oid))),
                         None => {
                             self.issue(
                                 rule,
@@ -467,22 +477,22 @@ impl Run<'_> {
                         .context
                         .source_id_for(kind, text)
                         .unwrap_or_else(|| text.to_owned());
-                    Some(Value::String(id))
+                    Some(Output::Owned(Value::String(id)))
                 }
             }
         }
     }
 
-    fn compute(&self, compute: Compute, element: &Value) -> Option<Value> {
+    fn compute(&self, compute: Compute, element: &Output<'_>) -> Option<Value> {
         match compute {
             Compute::EurohisScore => {
-                let items = element.get("items")?.as_array()?;
+                let items = element.node().child("items")?.items()?;
                 if items.len() < 6 {
                     return None;
                 }
                 let mut sum = 0.0;
-                for item in items {
-                    sum += item.get("value")?.as_f64()?;
+                for item in &items {
+                    sum += item.child("value")?.as_f64()?;
                 }
                 #[expect(clippy::cast_precision_loss, reason = "at most 8 items")]
                 let mean = sum / items.len() as f64;
@@ -492,13 +502,13 @@ impl Run<'_> {
         }
     }
 
-    fn source_array<'v>(
+    fn source_array(
         &mut self,
-        rule: &'v Rule,
+        rule: &'a Rule,
         read: &Ptr,
-        source: &'v Value,
+        source: &'a Value,
         source_path: &Path<'_>,
-    ) -> Option<&'v [Value]> {
+    ) -> Option<&'a [Value]> {
         let value = match (read.get(source), &rule.default) {
             (Some(value), _) => value,
             (None, Some(default)) if self.forward() => default,
@@ -520,10 +530,10 @@ impl Run<'_> {
 
     fn each(
         &mut self,
-        rule: &Rule,
-        nested: &Rules,
-        source: &Value,
-        dest: &mut Out<'_>,
+        rule: &'a Rule,
+        nested: &'a Rules,
+        source: &'a Value,
+        dest: &mut Out<'_, 'a>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -537,7 +547,7 @@ impl Run<'_> {
         let target_base = target_path.child(Piece::Pointer(&write.text));
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
-            let mut element = Value::Object(Map::new());
+            let mut element = Output::empty_object();
             self.rules(
                 nested,
                 item,
@@ -547,8 +557,13 @@ impl Run<'_> {
             );
             out.push(element);
         }
-        let value = Value::Array(out);
-        if !self.forward() && rule.default.as_ref() == Some(&value) {
+        let value = Output::Array(out);
+        if !self.forward()
+            && rule
+                .default
+                .as_ref()
+                .is_some_and(|default| value.equals(default))
+        {
             return 0;
         }
         if self.trace.is_some() {
@@ -560,10 +575,10 @@ impl Run<'_> {
 
     fn single(
         &mut self,
-        rule: &Rule,
-        nested: &Rules,
-        source: &Value,
-        out: &mut Out<'_>,
+        rule: &'a Rule,
+        nested: &'a Rules,
+        source: &'a Value,
+        out: &mut Out<'_, 'a>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -577,10 +592,10 @@ impl Run<'_> {
             match items {
                 [] => 0,
                 [item] => {
-                    let mut element = kanta
-                        .get(out.target)
-                        .cloned()
-                        .unwrap_or(Value::Object(Map::new()));
+                    let mut element = out
+                        .target
+                        .get_owned(&kanta.segments)
+                        .unwrap_or_else(Output::empty_object);
                     let source_base = source_path.child(Piece::Pointer(&apotti.text));
                     let written = self.rules(
                         nested,
@@ -617,7 +632,7 @@ impl Run<'_> {
             let Some(object) = kanta.get(source) else {
                 return 0;
             };
-            let mut element = Value::Object(Map::new());
+            let mut element = Output::empty_object();
             let target_base = target_path.child(Piece::Pointer(&apotti.text));
             let written = self.rules(
                 nested,
@@ -634,7 +649,7 @@ impl Run<'_> {
                         Some(source_path.with(kanta)),
                     );
                 }
-                out.put(apotti, Value::Array(vec![element]));
+                out.put(apotti, Output::Array(vec![element]));
             }
             written
         }
@@ -642,10 +657,10 @@ impl Run<'_> {
 
     fn group(
         &mut self,
-        rule: &Rule,
-        group: &GroupPlan,
-        source: &Value,
-        dest: &mut Out<'_>,
+        rule: &'a Rule,
+        group: &'a GroupPlan,
+        source: &'a Value,
+        dest: &mut Out<'_, 'a>,
         source_path: &Path<'_>,
         target_path: &Path<'_>,
     ) -> usize {
@@ -663,8 +678,13 @@ impl Run<'_> {
             self.group_backward(rule, group, items, &source_base, &target_base)
         };
         let Some(out) = out else { return 0 };
-        let value = Value::Array(out);
-        if !self.forward() && rule.default.as_ref() == Some(&value) {
+        let value = Output::Array(out);
+        if !self.forward()
+            && rule
+                .default
+                .as_ref()
+                .is_some_and(|default| value.equals(default))
+        {
             return 0;
         }
         if self.trace.is_some() {
@@ -677,11 +697,11 @@ impl Run<'_> {
     fn group_forward(
         &mut self,
         rule: &Rule,
-        group: &GroupPlan,
-        rows: &[Value],
+        group: &'a GroupPlan,
+        rows: &'a [Value],
         source_base: &Path<'_>,
         target_base: &Path<'_>,
-    ) -> Option<Vec<Value>> {
+    ) -> Option<Vec<Output<'a>>> {
         let map = &self.set.concepts[group.concept];
         // In order of first appearance.
         let mut groups: Vec<Group> = Vec::new();
@@ -727,13 +747,16 @@ impl Run<'_> {
         let mut out = Vec::with_capacity(groups.len());
         for (position, (_, entry, members)) in groups.iter().enumerate() {
             let element_path = target_base.child(Piece::Index(position));
-            let mut element = Value::Object(Map::new());
-            let coding = map.kanta_value_at(*entry);
-            group.kanta_key.set(&mut element, coding);
+            let mut element = Output::empty_object();
+            let coding = map.kanta_value_ref(*entry);
+            element.set(&group.kanta_key.segments, Output::Borrowed(coding));
             let mut items = Vec::with_capacity(members.len());
             for (item_index, (row_index, number)) in members.iter().enumerate() {
-                let mut item = Value::Object(Map::new());
-                group.kanta_number.set(&mut item, Value::from(*number));
+                let mut item = Output::empty_object();
+                item.set(
+                    &group.kanta_number.segments,
+                    Output::Owned(Value::from(*number)),
+                );
                 let items_path = element_path.child(Piece::Pointer(&group.items.text));
                 self.rules(
                     &group.item_rules,
@@ -744,7 +767,7 @@ impl Run<'_> {
                 );
                 items.push(item);
             }
-            group.items.set(&mut element, Value::Array(items));
+            element.set(&group.items.segments, Output::Array(items));
             let first = members[0].0;
             self.rules(
                 &group.group_rules,
@@ -761,11 +784,11 @@ impl Run<'_> {
     fn group_backward(
         &mut self,
         rule: &Rule,
-        group: &GroupPlan,
-        elements: &[Value],
+        group: &'a GroupPlan,
+        elements: &'a [Value],
         source_base: &Path<'_>,
         target_base: &Path<'_>,
-    ) -> Option<Vec<Value>> {
+    ) -> Option<Vec<Output<'a>>> {
         let map = &self.set.concepts[group.concept];
         let mut rows = Vec::new();
         for (position, element) in elements.iter().enumerate() {
@@ -794,7 +817,7 @@ impl Run<'_> {
             for (item_index, item) in items.iter().enumerate() {
                 let row_path = target_base.child(Piece::Index(rows.len()));
                 self.row_number = rows.len() + 1;
-                let mut row = Value::Object(Map::new());
+                let mut row = Output::empty_object();
                 self.rules(
                     &group.group_rules,
                     element,
@@ -810,9 +833,10 @@ impl Run<'_> {
                     self.issue(rule, IssueCode::Value, at, "the item has no number".into());
                     return None;
                 };
-                group
-                    .key
-                    .set(&mut row, Value::String(format!("{prefix}{number:0width$}")));
+                row.set(
+                    &group.key.segments,
+                    Output::Owned(Value::String(format!("{prefix}{number:0width$}"))),
+                );
                 let items_path = element_path.child(Piece::Pointer(&group.items.text));
                 self.rules(
                     &group.item_rules,

@@ -9,6 +9,7 @@ pub mod check;
 pub mod concepts;
 pub mod context;
 pub mod engine;
+
 pub mod plan;
 pub mod reads;
 pub mod transforms;
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 use self::concepts::{ConceptMap, ConceptMapFile};
 use self::engine::{Direction, MapOutcome, MappingContext};
 use self::plan::{Compiler, MappingError, MappingFile, MappingPlan, SourceLocation};
+use crate::json_tree::Output;
 use crate::outcome::{Issue, IssueCode};
 use crate::profiles::ProfileRegistry;
 
@@ -49,15 +51,16 @@ pub struct MappingSet {
     concept_index: HashMap<String, usize>,
 }
 
-/// The result of mapping one record.
+/// The result of mapping one record; the document as a `serde_json::Value`, or as what
+/// [`MappingSet::map_record_as`] made of it (its text, say).
 #[derive(Debug, Clone)]
-pub struct Mapped {
+pub struct Mapped<D = Value> {
     /// The mapping that ran.
     pub mapping: String,
     /// Which way.
     pub direction: Direction,
     /// The mapped document, when there were no issues.
-    pub document: Option<Value>,
+    pub document: Option<D>,
     /// Issues: mapping errors, or violations of the target profile (each naming the rule
     /// that produced the failing value).
     pub issues: Vec<Issue>,
@@ -179,6 +182,23 @@ impl MappingSet {
         context: &dyn MappingContext,
         explain: bool,
     ) -> Mapped {
+        self.map_record_as(profiles, record, direction, context, explain, |d| {
+            d.to_value()
+        })
+    }
+
+    /// [`Self::map_record`], keeping what `keep` makes of a valid document (its text, say:
+    /// the document is written out without first being made a `serde_json::Value`).
+    #[must_use]
+    pub fn map_record_as<D>(
+        &self,
+        profiles: &ProfileRegistry,
+        record: &Value,
+        direction: Direction,
+        context: &dyn MappingContext,
+        explain: bool,
+        keep: impl FnOnce(&Output<'_>) -> D,
+    ) -> Mapped<D> {
         let refused = |mapping: &str, issues: Vec<Issue>| Mapped {
             mapping: mapping.to_owned(),
             direction,
@@ -209,7 +229,7 @@ impl MappingSet {
         if !issues.is_empty() {
             return refused(&plan.header.id, issues);
         }
-        self.run_checked(profiles, plan, record, direction, context, explain)
+        self.run_checked_as(profiles, plan, record, direction, context, explain, keep)
     }
 
     /// Maps an already-valid record with `plan` and checks the output.
@@ -223,6 +243,30 @@ impl MappingSet {
         context: &dyn MappingContext,
         explain: bool,
     ) -> Mapped {
+        self.run_checked_as(
+            profiles,
+            plan,
+            record,
+            direction,
+            context,
+            explain,
+            |document| document.to_value(),
+        )
+    }
+
+    /// [`Self::run_checked`], keeping what `keep` makes of a valid document.
+    #[must_use]
+    #[expect(clippy::too_many_arguments, reason = "run_checked's, and what to keep")]
+    pub fn run_checked_as<D>(
+        &self,
+        profiles: &ProfileRegistry,
+        plan: &MappingPlan,
+        record: &Value,
+        direction: Direction,
+        context: &dyn MappingContext,
+        explain: bool,
+        keep: impl FnOnce(&Output<'_>) -> D,
+    ) -> Mapped<D> {
         let MapOutcome {
             document,
             issues,
@@ -256,12 +300,12 @@ impl MappingSet {
                 trace,
             };
         };
-        let violations = profiles.validate_with(target, &document);
+        let violations = profiles.validate_output(target, &document);
         if violations.is_empty() {
             return Mapped {
                 mapping,
                 direction,
-                document: Some(document),
+                document: Some(keep(&document)),
                 issues: Vec::new(),
                 trace,
             };

@@ -4,7 +4,7 @@
 //! the scope's root (a `BTreeMap` of `String` keys) and allocates a key for each, for every
 //! field; sibling fields search their shared parents again and again. With the tree, the engine
 //! keeps each value in the slot of its field while the scope runs and builds every object once
-//! at the end, from its keys in sorted order (which `BTreeMap` bulk-builds without searching).
+//! at the end, its members already in key order ([`Output::Object`]).
 //!
 //! The result is the one field-by-field writing gives: objects on the way exist only when a
 //! value below them was written, a later write of the same field wins, and a value written as a
@@ -13,9 +13,10 @@
 //! target side, the EUROHIS-QOL-8 score, a `single` rule forward), a pointer is the scope's
 //! root, or one written pointer is a prefix of another.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::plan::{Compute, Ptr, Rule, Shape, Source};
+use crate::json_tree::{Members, Output};
 
 /// The output fields of one scope in one direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +35,8 @@ struct Node {
     leaf: bool,
 }
 
-/// Up to this many keys an object is built by inserting them one by one: in key order each
-/// insert only compares with the few keys before it, which costs less than bulk-building
-/// (collecting, checking the order, checking for duplicates); above it bulk-building costs less.
-const INSERTED_KEYS: usize = 4;
-
 /// Values of a scope's leaves while it runs, indexed by node.
-pub type Pending = Vec<Option<Value>>;
+pub type Pending<'a> = Vec<Option<Output<'a>>>;
 
 impl WriteTree {
     /// The tree of what `rules` write in a direction, or `None` when the scope must write field
@@ -138,25 +134,26 @@ impl WriteTree {
 
     /// Empty slots for one run of the scope.
     #[must_use]
-    pub fn pending(&self) -> Pending {
-        vec![None; self.nodes.len()]
+    pub fn pending<'a>(&self) -> Pending<'a> {
+        let mut pending = Vec::with_capacity(self.nodes.len());
+        pending.resize_with(self.nodes.len(), || None);
+        pending
     }
 
     /// Writes the values of `pending` into `target`, as [`Ptr::set`] would have one by one.
-    pub fn flush(&self, pending: &mut Pending, target: &mut Value) {
-        match target {
-            Value::Object(map) if map.is_empty() => {
-                if let Some(built) = self.build(0, pending) {
-                    *map = built;
-                }
+    pub fn flush<'a>(&'a self, pending: &mut Pending<'a>, target: &mut Output<'a>) {
+        if target.is_empty_object() {
+            if let Some(built) = self.build(0, pending) {
+                *target = Output::Object(built);
             }
-            _ => self.merge(0, pending, target),
+        } else {
+            self.merge(0, pending, target);
         }
     }
 
     /// The value of `node`: the value written as a whole with the fields written below it
     /// merged in, or the object of those fields; `None` when nothing was written.
-    fn value(&self, node: usize, pending: &mut Pending) -> Option<Value> {
+    fn value<'a>(&'a self, node: usize, pending: &mut Pending<'a>) -> Option<Output<'a>> {
         let whole = if self.nodes[node].leaf {
             pending.get_mut(node).and_then(Option::take)
         } else {
@@ -170,58 +167,42 @@ impl WriteTree {
                 self.merge(node, pending, &mut value);
                 Some(value)
             }
-            None => self.build(node, pending).map(Value::Object),
+            None => self.build(node, pending).map(Output::Object),
         }
     }
 
-    /// The object of the fields written below `node`, or `None` when none was written.
-    fn build(&self, node: usize, pending: &mut Pending) -> Option<Map<String, Value>> {
+    /// The members written below `node` (children are in key order, so they are too), or
+    /// `None` when none was written.
+    fn build<'a>(&'a self, node: usize, pending: &mut Pending<'a>) -> Option<Members<'a>> {
         let children = &self.nodes[node].children;
-        if children.len() <= INSERTED_KEYS {
-            let mut map = Map::new();
-            for &child in children {
-                if let Some(value) = self.value(child, pending) {
-                    map.insert(self.nodes[child].key.clone(), value);
-                }
-            }
-            return (!map.is_empty()).then_some(map);
-        }
-        let mut entries = Vec::with_capacity(children.len());
+        let mut members = Vec::with_capacity(children.len());
         for &child in children {
             if let Some(value) = self.value(child, pending) {
-                entries.push((self.nodes[child].key.clone(), value));
+                members.push((Cow::Borrowed(self.nodes[child].key.as_str()), value));
             }
         }
-        (!entries.is_empty()).then(|| entries.into_iter().collect())
+        (!members.is_empty()).then_some(members)
     }
 
     /// Writes the values below `node` into a `target` that already holds something.
-    fn merge(&self, node: usize, pending: &mut Pending, target: &mut Value) {
+    fn merge<'a>(&'a self, node: usize, pending: &mut Pending<'a>, target: &mut Output<'a>) {
         for &child in &self.nodes[node].children {
-            let key = &self.nodes[child].key;
+            let key = self.nodes[child].key.as_str();
             let whole = self.nodes[child].leaf && pending.get(child).is_some_and(Option::is_some);
             if whole {
                 if let Some(value) = self.value(child, pending) {
-                    insert(target, key, value);
+                    target.insert(Cow::Borrowed(key), value);
                 }
-            } else if target.get(key).is_some_and(Value::is_object) {
-                if let Some(existing) = target.get_mut(key) {
-                    self.merge(child, pending, existing);
-                }
+            } else if target
+                .get(std::slice::from_ref(&self.nodes[child].key))
+                .is_some_and(|found| found.is_object())
+            {
+                let existing = target.member_or_null(Cow::Borrowed(key));
+                self.merge(child, pending, existing);
             } else if let Some(built) = self.build(child, pending) {
-                insert(target, key, Value::Object(built));
+                target.insert(Cow::Borrowed(key), Output::Object(built));
             }
         }
-    }
-}
-
-/// `target[key] = value`, making `target` an object first if it is not one (as `Ptr::set`).
-fn insert(target: &mut Value, key: &str, value: Value) {
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(map) = target {
-        map.insert(key.to_owned(), value);
     }
 }
 
@@ -283,11 +264,15 @@ mod tests {
             let mut pending = tree.pending();
             for ((ptr, leaf), value) in ptrs(&texts).iter().zip(&leaves).zip(&values) {
                 ptr.set(&mut expected, value.clone());
-                pending[*leaf] = Some(value.clone());
+                pending[*leaf] = Some(Output::Borrowed(value));
             }
-            let mut built = start.clone();
+            let mut built = Output::Owned(start.clone());
             tree.flush(&mut pending, &mut built);
-            assert_eq!(built, expected, "from {start}");
+            assert_eq!(built.to_value(), expected, "from {start}");
+            assert_eq!(
+                built.to_text(),
+                serde_json::to_string(&expected).expect("json")
+            );
         }
     }
 

@@ -17,7 +17,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use jsonschema::json::{Json, SerdeJson};
+
 use crate::identifiers;
+use crate::json_tree::{Output, OutputJson};
 use crate::outcome::{Issue, IssueCode};
 
 /// The profiles of this source tree, compiled into the binary.
@@ -119,6 +122,8 @@ pub struct Profile {
     title: String,
     selector: Option<Selector>,
     validator: jsonschema::Validator,
+    /// The same schema, for documents the mapping engine builds ([`crate::json_tree`]).
+    output_validator: jsonschema::Validator<OutputJson>,
 }
 
 impl Profile {
@@ -233,22 +238,13 @@ impl ProfileRegistry {
 
         let mut profiles = Vec::with_capacity(parsed.len());
         for (id, uri, hash, schema) in &parsed {
-            let validator = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .with_registry(&registry)
-                .offline()
-                .should_validate_formats(true)
-                .should_ignore_unknown_formats(false)
-                .with_format("fi-hetu", identifiers::is_hetu)
-                .with_format("fi-ytunnus", identifiers::is_ytunnus)
-                .with_format("oid", identifiers::is_oid)
-                .with_format("fi-local-date-time", identifiers::is_local_date_time)
-                .with_keyword(rules::KEYWORD, rules::factory)
-                .build(schema)
-                .map_err(|error| ProfileError::Compile {
-                    id: id.clone(),
-                    message: error.to_string(),
-                })?;
+            let compile_error = |error: jsonschema::ValidationError<'_>| ProfileError::Compile {
+                id: id.clone(),
+                message: error.to_string(),
+            };
+            let validator = compile::<SerdeJson>(&registry, schema).map_err(compile_error)?;
+            let output_validator =
+                compile::<OutputJson>(&registry, schema).map_err(compile_error)?;
             let selector = match schema.get("x-sosku-select") {
                 None => None,
                 Some(select) => Some(
@@ -270,6 +266,7 @@ impl ProfileRegistry {
                 title,
                 selector,
                 validator,
+                output_validator,
             });
         }
         drop(registry);
@@ -372,6 +369,20 @@ impl ProfileRegistry {
         pointers
     }
 
+    /// Validates a document the mapping engine built against `profile`, collecting every
+    /// issue; the same issues [`Self::validate_with`] finds in the value it stands for.
+    #[must_use]
+    pub fn validate_output(&self, profile: &Profile, document: &Output<'_>) -> Vec<Issue> {
+        if profile.output_validator.is_valid(document.node()) {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for error in profile.output_validator.iter_errors(document.node()) {
+            issues::push_issues(self, profile, &error, &mut found);
+        }
+        found
+    }
+
     /// Validates `record` against `profile`, collecting every issue.
     #[must_use]
     pub fn validate_with(&self, profile: &Profile, record: &Value) -> Vec<Issue> {
@@ -447,6 +458,25 @@ fn directory_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, ProfileError> 
 
 fn is_profile_file(path: &str) -> bool {
     path.ends_with(".schema.json") && !path.starts_with("examples/")
+}
+
+/// A profile's validator for one representation of JSON (`serde_json`'s, or the engine's).
+fn compile<F: Json>(
+    registry: &jsonschema::Registry,
+    schema: &Value,
+) -> Result<jsonschema::Validator<F>, jsonschema::ValidationError<'static>> {
+    jsonschema::options_for::<F>()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .with_registry(registry)
+        .offline()
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(false)
+        .with_format("fi-hetu", identifiers::is_hetu)
+        .with_format("fi-ytunnus", identifiers::is_ytunnus)
+        .with_format("oid", identifiers::is_oid)
+        .with_format("fi-local-date-time", identifiers::is_local_date_time)
+        .with_keyword(rules::KEYWORD, rules::factory::<F>)
+        .build(schema)
 }
 
 #[cfg(test)]

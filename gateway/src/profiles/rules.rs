@@ -9,6 +9,9 @@
 //! pointer of the left operand, separated by [`FIELD_SEPARATOR`]; `profiles::issues` unpacks it
 //! into an [`crate::outcome::Issue`] that points at the offending field.
 
+use std::borrow::Cow;
+
+use jsonschema::json::{Array as _, Json, JsonNumber as _, Node as _, Object as _};
 use jsonschema::{Keyword, ValidationError, paths::Location};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -112,10 +115,55 @@ enum Op {
 }
 
 /// An operand resolved against a record.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Scalar<'a> {
-    Str(&'a str),
+    Str(Cow<'a, str>),
     Num(f64),
+}
+
+/// A JSON Pointer with its segments prepared for look-ups in the representation `F` (each
+/// segment as a member name, and as an array index where it reads as one).
+struct Prepared<F: Json> {
+    segments: Vec<(F::PreparedKey, Option<usize>)>,
+}
+
+impl<F: Json> std::fmt::Debug for Prepared<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+impl<F: Json> Prepared<F> {
+    fn parse(pointer: &str) -> Self {
+        let Segments(segments) = Segments::parse(pointer);
+        Self {
+            segments: segments
+                .iter()
+                .map(|segment| (F::prepare_key(segment), array_index(segment)))
+                .collect(),
+        }
+    }
+
+    /// What [`Segments::get`] finds, in any representation.
+    fn get<'i>(&self, node: &F::Node<'i>) -> Option<F::Node<'i>> {
+        let mut current = node.clone();
+        for (key, index) in &self.segments {
+            current = if let Some(object) = current.as_object() {
+                object.get(key)?
+            } else if let Some(items) = current.as_array() {
+                items.elements().nth((*index)?)?
+            } else {
+                return None;
+            };
+        }
+        Some(current)
+    }
+}
+
+fn number<'i, F: Json>(node: &F::Node<'i>) -> Option<f64> {
+    node.as_number().and_then(|number| number.as_f64())
 }
 
 /// Rounds half away from zero to `decimals` places (3.125 → 3.13), as the EUROHIS-QOL-8 score.
@@ -125,49 +173,51 @@ pub fn round_half_away(value: f64, decimals: u8) -> f64 {
     (value * scale).round() / scale
 }
 
-/// An operand compiled: pointers split.
+/// An operand compiled: pointers split and prepared.
 #[derive(Debug)]
-enum Operand {
-    Pointer(Segments),
-    Date(Segments),
-    Add(Segments, f64),
-    Mean(Segments, Segments, u8),
+enum Operand<F: Json> {
+    Pointer(Prepared<F>),
+    Date(Prepared<F>),
+    Add(Prepared<F>, f64),
+    Mean(Prepared<F>, Prepared<F>, u8),
 }
 
-impl Operand {
+impl<F: Json> Operand<F> {
     fn compile(spec: &OperandSpec) -> Self {
         match spec {
-            OperandSpec::Pointer(pointer) => Self::Pointer(Segments::parse(pointer)),
+            OperandSpec::Pointer(pointer) => Self::Pointer(Prepared::parse(pointer)),
             OperandSpec::Part {
                 pointer,
                 part: Part::Date,
-            } => Self::Date(Segments::parse(pointer)),
-            OperandSpec::Add { pointer, add } => Self::Add(Segments::parse(pointer), *add),
+            } => Self::Date(Prepared::parse(pointer)),
+            OperandSpec::Add { pointer, add } => Self::Add(Prepared::parse(pointer), *add),
             OperandSpec::Mean { mean, of, decimals } => {
-                Self::Mean(Segments::parse(mean), Segments::parse(of), *decimals)
+                Self::Mean(Prepared::parse(mean), Prepared::parse(of), *decimals)
             }
         }
     }
 
-    fn resolve<'a>(&self, object: &'a Value) -> Option<Scalar<'a>> {
+    fn resolve<'i>(&self, object: &F::Node<'i>) -> Option<Scalar<'i>> {
         match self {
-            Self::Pointer(pointer) => scalar(pointer.get(object)?),
-            Self::Date(pointer) => {
-                let text = pointer.get(object)?.as_str()?;
-                text.get(..10).map(Scalar::Str)
-            }
+            Self::Pointer(pointer) => scalar::<F>(&pointer.get(object)?),
+            Self::Date(pointer) => match pointer.get(object)?.as_string()? {
+                Cow::Borrowed(text) => text.get(..10).map(|date| Scalar::Str(Cow::Borrowed(date))),
+                Cow::Owned(text) => text
+                    .get(..10)
+                    .map(|date| Scalar::Str(Cow::Owned(date.to_owned()))),
+            },
             Self::Add(pointer, add) => {
-                let number = pointer.get(object)?.as_f64()?;
+                let number = number::<F>(&pointer.get(object)?)?;
                 Some(Scalar::Num(number + add))
             }
             Self::Mean(mean, of, decimals) => {
                 let items = mean.get(object)?.as_array()?;
-                if items.is_empty() {
+                if items.len() == 0 {
                     return None;
                 }
                 let mut sum = 0.0;
-                for item in items {
-                    sum += of.get(item)?.as_f64()?;
+                for item in items.elements() {
+                    sum += number::<F>(&of.get(&item)?)?;
                 }
                 #[expect(clippy::cast_precision_loss, reason = "arrays are a few items long")]
                 let mean = sum / items.len() as f64;
@@ -188,23 +238,23 @@ impl OperandSpec {
     }
 }
 
-fn scalar(value: &Value) -> Option<Scalar<'_>> {
-    match value {
-        Value::String(text) => Some(Scalar::Str(text)),
-        Value::Number(number) => number.as_f64().map(Scalar::Num),
+fn scalar<'i, F: Json>(node: &F::Node<'i>) -> Option<Scalar<'i>> {
+    match (node.as_string(), node.as_number()) {
+        (Some(text), _) => Some(Scalar::Str(text)),
+        (None, Some(number)) => number.as_f64().map(Scalar::Num),
         _ => None,
     }
 }
 
 /// A rule ready to evaluate.
 #[derive(Debug)]
-struct CompiledRule {
+struct CompiledRule<F: Json> {
     spec: RuleSpec,
-    left: Operand,
-    right: Operand,
+    left: Operand<F>,
+    right: Operand<F>,
 }
 
-impl CompiledRule {
+impl<F: Json> CompiledRule<F> {
     fn compile(spec: RuleSpec) -> Self {
         Self {
             left: Operand::compile(&spec.left),
@@ -218,15 +268,15 @@ impl CompiledRule {
     }
 
     /// `None` when the rule does not apply (an operand is absent or of another type).
-    fn holds(&self, object: &Value) -> Option<bool> {
+    fn holds(&self, object: &F::Node<'_>) -> Option<bool> {
         let left = self.left.resolve(object)?;
         let right = self.right.resolve(object)?;
         let ordering = match (left, right) {
             (Scalar::Str(a), Scalar::Str(b)) => {
                 if self.spec.op == Op::UnderOid {
-                    return Some(is_oid_under(a, b));
+                    return Some(is_oid_under(&a, &b));
                 }
-                a.cmp(b)
+                a.cmp(&b)
             }
             (Scalar::Num(a), Scalar::Num(b)) if self.spec.op != Op::UnderOid => {
                 a.partial_cmp(&b)?
@@ -256,37 +306,38 @@ impl RuleSpec {
     }
 }
 
-/// The compiled keyword: the rules of one `x-sosku-rules` array.
-struct CrossFieldRules {
-    rules: Vec<CompiledRule>,
+/// The compiled keyword: the rules of one `x-sosku-rules` array, for the representation `F`
+/// (the profiles validate `serde_json` values and the documents the engine builds).
+struct CrossFieldRules<F: Json> {
+    rules: Vec<CompiledRule<F>>,
 }
 
-impl<'i> Keyword<'i> for CrossFieldRules {
-    fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
+impl<'i, F: Json> Keyword<'i, F> for CrossFieldRules<F> {
+    fn validate(&self, instance: F::Node<'i>) -> Result<(), ValidationError<'i>> {
         match self
             .rules
             .iter()
-            .find(|rule| rule.holds(instance) == Some(false))
+            .find(|rule| rule.holds(&instance) == Some(false))
         {
             Some(rule) => Err(rule.error()),
             None => Ok(()),
         }
     }
 
-    fn is_valid(&self, instance: &'i Value) -> bool {
+    fn is_valid(&self, instance: F::Node<'i>) -> bool {
         self.rules
             .iter()
-            .all(|rule| rule.holds(instance) != Some(false))
+            .all(|rule| rule.holds(&instance) != Some(false))
     }
 
     fn iter_errors(
         &self,
-        instance: &'i Value,
+        instance: F::Node<'i>,
     ) -> Box<dyn Iterator<Item = ValidationError<'i>> + 'i> {
         let errors: Vec<_> = self
             .rules
             .iter()
-            .filter(|rule| rule.holds(instance) == Some(false))
+            .filter(|rule| rule.holds(&instance) == Some(false))
             .map(CompiledRule::error)
             .collect();
         Box::new(errors.into_iter())
@@ -298,14 +349,14 @@ impl<'i> Keyword<'i> for CrossFieldRules {
 ///
 /// # Errors
 /// When the keyword's value is not a list of well-formed rules.
-pub fn factory<'a>(
+pub fn factory<'a, F: Json>(
     _parent: &'a Map<String, Value>,
     value: &'a Value,
     _path: Location,
-) -> Result<Box<dyn for<'i> Keyword<'i>>, ValidationError<'a>> {
+) -> Result<Box<dyn for<'i> Keyword<'i, F>>, ValidationError<'a>> {
     let rules: Vec<RuleSpec> = serde_json::from_value(value.clone())
         .map_err(|error| ValidationError::schema(format!("{KEYWORD}: {error}")))?;
-    Ok(Box::new(CrossFieldRules {
+    Ok(Box::new(CrossFieldRules::<F> {
         rules: rules.into_iter().map(CompiledRule::compile).collect(),
     }))
 }
@@ -313,9 +364,10 @@ pub fn factory<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonschema::json::SerdeJson;
     use serde_json::json;
 
-    fn rules(value: Value) -> CrossFieldRules {
+    fn rules(value: Value) -> CrossFieldRules<SerdeJson> {
         let specs: Vec<RuleSpec> = serde_json::from_value(value).expect("well-formed rules");
         CrossFieldRules {
             rules: specs.into_iter().map(CompiledRule::compile).collect(),
@@ -377,6 +429,6 @@ mod tests {
     fn malformed_rules_are_schema_errors() {
         let parent = Map::new();
         let bad = json!([{"rule": "x", "left": "/a", "op": "~", "right": "/b", "message": "m"}]);
-        assert!(factory(&parent, &bad, Location::new()).is_err());
+        assert!(factory::<SerdeJson>(&parent, &bad, Location::new()).is_err());
     }
 }

@@ -1,0 +1,683 @@
+//! The documents the mapping engine builds: a JSON tree whose leaves borrow from the input
+//! record and the compiled plan wherever they can ([`Output`]).
+//!
+//! Why: built as `serde_json::Value`, every output field cost an owned key, every copied string
+//! and constant a clone, every object a B-tree node, and all of it was freed again right after
+//! the document was validated and written out. Here a key is the plan's own string, a copied
+//! value or a constant is a reference, and an object is a vector of members in key order. The
+//! target profile validates it in place ([`OutputJson`] makes it a `jsonschema` representation)
+//! and [`Output::write`] writes its text.
+//!
+//! An `Output` stands for exactly one `serde_json::Value` ([`Output::to_value`]): members in the
+//! same (byte) order, each key once, and the same text, byte for byte.
+
+use std::borrow::Cow;
+
+use jsonschema::json::{Array, Json, Node, NodeIdentity, Object};
+use jsonschema::types::JsonType;
+use serde_json::{Map, Number, Value};
+
+use crate::json_text;
+
+/// Members of a built object: ascending by key, each key once.
+pub type Members<'a> = Vec<(Cow<'a, str>, Output<'a>)>;
+
+/// A document, or a part of one, as the engine builds it.
+#[derive(Debug, Clone)]
+pub enum Output<'a> {
+    /// A value of the input or of the plan (a copied field, a constant, a concept map's
+    /// coding).
+    Borrowed(&'a Value),
+    /// A value the run made (a transform's result, a context value, a computed score).
+    Owned(Value),
+    /// An object the run built.
+    Object(Members<'a>),
+    /// An array the run built.
+    Array(Vec<Output<'a>>),
+}
+
+impl<'a> Output<'a> {
+    /// `{}`.
+    #[must_use]
+    pub fn empty_object() -> Self {
+        Self::Object(Vec::new())
+    }
+
+    /// The `serde_json::Value` this stands for.
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::Borrowed(value) => (*value).clone(),
+            Self::Owned(value) => value.clone(),
+            Self::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(key, member)| (key.clone().into_owned(), member.to_value()))
+                    .collect::<Map<String, Value>>(),
+            ),
+            Self::Array(items) => Value::Array(items.iter().map(Output::to_value).collect()),
+        }
+    }
+
+    /// A view of this value, for reading it.
+    #[must_use]
+    pub fn node(&self) -> OutputNode<'_> {
+        match self {
+            Self::Borrowed(value) => OutputNode::Json(value),
+            Self::Owned(value) => OutputNode::Json(value),
+            Self::Object(_) | Self::Array(_) => OutputNode::Output(self),
+        }
+    }
+
+    /// The value at `segments` (a JSON Pointer's, as [`crate::mapping::plan::Ptr::get`] reads them).
+    #[must_use]
+    pub fn get(&self, segments: &[String]) -> Option<OutputNode<'_>> {
+        segments
+            .iter()
+            .try_fold(self.node(), |node, segment| node.child(segment))
+    }
+
+    /// The value at `segments`, as a value of its own (the engine reads back a part of the
+    /// output it builds, then writes it again).
+    #[must_use]
+    pub fn get_owned(&self, segments: &[String]) -> Option<Output<'a>> {
+        let Some((first, rest)) = segments.split_first() else {
+            return Some(self.clone());
+        };
+        match self {
+            Self::Borrowed(value) => pointer(value, segments).map(Output::Borrowed),
+            Self::Owned(value) => pointer(value, segments).cloned().map(Output::Owned),
+            Self::Object(members) => member(members, first)?.get_owned(rest),
+            Self::Array(items) => items.get(index(first)?)?.get_owned(rest),
+        }
+    }
+
+    /// Is this `value` (`serde_json`'s `==`)?
+    #[must_use]
+    pub fn equals(&self, value: &Value) -> bool {
+        self.node().equals(value)
+    }
+
+    /// The members of this object, making it one first: a value that is an object becomes a
+    /// built one with the same members; anything else is replaced by `{}` (as
+    /// [`crate::mapping::plan::Ptr::set`] does).
+    pub fn members_mut(&mut self) -> &mut Members<'a> {
+        let members = match self {
+            Self::Object(_) => None,
+            Self::Borrowed(Value::Object(map)) => Some(
+                map.iter()
+                    .map(|(key, member)| (Cow::Borrowed(key.as_str()), Output::Borrowed(member)))
+                    .collect(),
+            ),
+            Self::Owned(Value::Object(map)) => Some(
+                std::mem::take(map)
+                    .into_iter()
+                    .map(|(key, member)| (Cow::Owned(key), Output::Owned(member)))
+                    .collect(),
+            ),
+            _ => Some(Vec::new()),
+        };
+        if let Some(members) = members {
+            *self = Self::Object(members);
+        }
+        match self {
+            Self::Object(members) => members,
+            _ => unreachable!("made an object above"),
+        }
+    }
+
+    /// `self[key] = value`, making `self` an object first ([`Self::members_mut`]).
+    pub fn insert(&mut self, key: Cow<'a, str>, value: Output<'a>) {
+        let members = self.members_mut();
+        match members.binary_search_by(|(existing, _)| existing.as_ref().cmp(key.as_ref())) {
+            Ok(at) => members[at].1 = value,
+            Err(at) => members.insert(at, (key, value)),
+        }
+    }
+
+    /// The member `key`, inserted as `null` when absent; `self` becomes an object first.
+    pub fn member_or_null(&mut self, key: Cow<'a, str>) -> &mut Output<'a> {
+        let members = self.members_mut();
+        let at = match members.binary_search_by(|(existing, _)| existing.as_ref().cmp(key.as_ref()))
+        {
+            Ok(at) => at,
+            Err(at) => {
+                members.insert(at, (key, Output::Owned(Value::Null)));
+                at
+            }
+        };
+        &mut members[at].1
+    }
+
+    /// Is this an object?
+    #[must_use]
+    pub fn is_object(&self) -> bool {
+        matches!(
+            self,
+            Self::Object(_) | Self::Borrowed(Value::Object(_)) | Self::Owned(Value::Object(_))
+        )
+    }
+
+    /// Is this `{}`?
+    #[must_use]
+    pub fn is_empty_object(&self) -> bool {
+        match self {
+            Self::Object(members) => members.is_empty(),
+            Self::Borrowed(Value::Object(map)) => map.is_empty(),
+            Self::Owned(Value::Object(map)) => map.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Writes `value` at `segments`, creating objects on the way, as
+    /// [`crate::mapping::plan::Ptr::set`] writes into a `serde_json::Value`.
+    pub fn set(&mut self, segments: &'a [String], value: Output<'a>) {
+        let Some((last, parents)) = segments.split_last() else {
+            *self = value;
+            return;
+        };
+        let mut current = self;
+        for segment in parents {
+            current = current.member_or_null(Cow::Borrowed(segment));
+        }
+        current.insert(Cow::Borrowed(last), value);
+    }
+
+    /// Appends the compact JSON text of this value, as [`json_text::write`] writes the value
+    /// it stands for.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Borrowed(value) => json_text::write(value, out),
+            Self::Owned(value) => json_text::write(value, out),
+            Self::Object(members) => {
+                out.push(b'{');
+                for (position, (key, member)) in members.iter().enumerate() {
+                    if position > 0 {
+                        out.push(b',');
+                    }
+                    json_text::write_str(key, out);
+                    out.push(b':');
+                    member.write(out);
+                }
+                out.push(b'}');
+            }
+            Self::Array(items) => {
+                out.push(b'[');
+                for (position, item) in items.iter().enumerate() {
+                    if position > 0 {
+                        out.push(b',');
+                    }
+                    item.write(out);
+                }
+                out.push(b']');
+            }
+        }
+    }
+
+    /// The compact JSON text.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut out = Vec::with_capacity(4096);
+        self.write(&mut out);
+        // Every byte written is ASCII or copied from a `str`, whole characters at a time.
+        String::from_utf8(out)
+            .unwrap_or_else(|bytes| String::from_utf8_lossy(bytes.as_bytes()).into_owned())
+    }
+}
+
+fn member<'m, 'a>(members: &'m Members<'a>, key: &str) -> Option<&'m Output<'a>> {
+    members
+        .binary_search_by(|(existing, _)| existing.as_ref().cmp(key))
+        .ok()
+        .map(|at| &members[at].1)
+}
+
+/// An array index as [`crate::mapping::plan::Ptr::get`] reads one.
+fn index(segment: &str) -> Option<usize> {
+    segment.parse().ok()
+}
+
+fn pointer<'v>(value: &'v Value, segments: &[String]) -> Option<&'v Value> {
+    segments
+        .iter()
+        .try_fold(value, |current, segment| match current {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => items.get(index(segment)?),
+            _ => None,
+        })
+}
+
+/// A value of an [`Output`] being read: a built object or array, or a `serde_json` value.
+#[derive(Debug, Clone, Copy)]
+pub enum OutputNode<'o> {
+    /// A built object or array.
+    Output(&'o Output<'o>),
+    /// A value of the input, the plan or the run.
+    Json(&'o Value),
+}
+
+impl<'o> OutputNode<'o> {
+    /// The member or item `segment` names.
+    #[must_use]
+    pub fn child(self, segment: &str) -> Option<OutputNode<'o>> {
+        match self {
+            Self::Json(value) => match value {
+                Value::Object(map) => map.get(segment).map(Self::Json),
+                Value::Array(items) => items.get(index(segment)?).map(Self::Json),
+                _ => None,
+            },
+            Self::Output(Output::Object(members)) => member(members, segment).map(Output::node),
+            Self::Output(Output::Array(items)) => items.get(index(segment)?).map(Output::node),
+            Self::Output(other) => other.node().child(segment),
+        }
+    }
+
+    /// Is this an object?
+    #[must_use]
+    pub fn is_object(self) -> bool {
+        match self {
+            Self::Json(value) => value.is_object(),
+            Self::Output(output) => output.is_object(),
+        }
+    }
+
+    /// The items, when this is an array.
+    #[must_use]
+    pub fn items(self) -> Option<Vec<OutputNode<'o>>> {
+        match self {
+            Self::Json(Value::Array(items)) => Some(items.iter().map(Self::Json).collect()),
+            Self::Output(Output::Array(items)) => Some(items.iter().map(Output::node).collect()),
+            _ => None,
+        }
+    }
+
+    /// The number, as `f64`.
+    #[must_use]
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            Self::Json(value) => value.as_f64(),
+            Self::Output(_) => None,
+        }
+    }
+
+    /// `serde_json`'s `==` against `value`.
+    #[must_use]
+    pub fn equals(self, value: &Value) -> bool {
+        match (self, value) {
+            (Self::Json(own), _) => own == value,
+            (Self::Output(Output::Object(members)), Value::Object(map)) => {
+                members.len() == map.len()
+                    && members.iter().all(|(key, member)| {
+                        map.get(key.as_ref())
+                            .is_some_and(|expected| member.equals(expected))
+                    })
+            }
+            (Self::Output(Output::Array(items)), Value::Array(expected)) => {
+                items.len() == expected.len()
+                    && items.iter().zip(expected).all(|(item, e)| item.equals(e))
+            }
+            (Self::Output(Output::Borrowed(own)), _) => *own == value,
+            (Self::Output(Output::Owned(own)), _) => own == value,
+            _ => false,
+        }
+    }
+}
+
+/// [`Output`] as a representation the profiles' validators read (`jsonschema`'s [`Json`]).
+#[derive(Debug)]
+pub struct OutputJson;
+
+impl Json for OutputJson {
+    type Node<'a> = OutputNode<'a>;
+    type PreparedKey = String;
+    type StringBuffer = Value;
+
+    // Members are a short sorted vector: a look-up is a binary search comparing keys.
+    const KEYS_PER_LOOKUP: usize = 2;
+
+    fn prepare_key(key: &str) -> String {
+        key.to_owned()
+    }
+
+    fn with_string_node<T>(
+        buffer: &mut Value,
+        string: &str,
+        f: impl FnOnce(OutputNode<'_>) -> T,
+    ) -> T {
+        if let Value::String(existing) = buffer {
+            existing.clear();
+            existing.push_str(string);
+        } else {
+            *buffer = Value::String(string.to_owned());
+        }
+        f(OutputNode::Json(buffer))
+    }
+}
+
+/// The members of a built object, or of a `serde_json` object.
+#[derive(Debug, Clone, Copy)]
+pub enum OutputObject<'o> {
+    /// Built.
+    Members(&'o [(Cow<'o, str>, Output<'o>)]),
+    /// `serde_json`'s.
+    Map(&'o Map<String, Value>),
+}
+
+/// The items of a built array, or of a `serde_json` array.
+#[derive(Debug, Clone, Copy)]
+pub enum OutputArray<'o> {
+    /// Built.
+    Items(&'o [Output<'o>]),
+    /// `serde_json`'s.
+    Values(&'o [Value]),
+}
+
+impl<'o> Node<'o, OutputJson> for OutputNode<'o> {
+    type Object = OutputObject<'o>;
+    type Array = OutputArray<'o>;
+    type Number = &'o Number;
+
+    fn as_object(&self) -> Option<OutputObject<'o>> {
+        match *self {
+            Self::Json(Value::Object(map)) => Some(OutputObject::Map(map)),
+            Self::Output(Output::Object(members)) => Some(OutputObject::Members(members)),
+            _ => None,
+        }
+    }
+
+    fn as_array(&self) -> Option<OutputArray<'o>> {
+        match *self {
+            Self::Json(Value::Array(items)) => Some(OutputArray::Values(items)),
+            Self::Output(Output::Array(items)) => Some(OutputArray::Items(items)),
+            _ => None,
+        }
+    }
+
+    fn as_string(&self) -> Option<Cow<'o, str>> {
+        match *self {
+            Self::Json(Value::String(text)) => Some(Cow::Borrowed(text)),
+            _ => None,
+        }
+    }
+
+    fn as_number(&self) -> Option<&'o Number> {
+        match *self {
+            Self::Json(Value::Number(number)) => Some(number),
+            _ => None,
+        }
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        match *self {
+            Self::Json(Value::Bool(boolean)) => Some(*boolean),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Self::Json(Value::Null))
+    }
+
+    fn json_type(&self) -> JsonType {
+        match *self {
+            Self::Json(Value::Null) => JsonType::Null,
+            Self::Json(Value::Bool(_)) => JsonType::Boolean,
+            Self::Json(Value::Number(_)) => JsonType::Number,
+            Self::Json(Value::String(_)) => JsonType::String,
+            Self::Json(Value::Array(_)) | Self::Output(Output::Array(_)) => JsonType::Array,
+            Self::Json(Value::Object(_)) | Self::Output(Output::Object(_)) => JsonType::Object,
+            // `node()` never makes these.
+            Self::Output(other) => other.node().json_type(),
+        }
+    }
+
+    fn equals_value(&self, expected: &Value) -> bool {
+        match *self {
+            Self::Json(value) => jsonschema::json::cmp::equal(value, expected),
+            Self::Output(_) => jsonschema::json::cmp::equal(&self.to_value(), expected),
+        }
+    }
+
+    fn to_value(&self) -> Cow<'o, Value> {
+        match *self {
+            Self::Json(value) => Cow::Borrowed(value),
+            Self::Output(output) => Cow::Owned(output.to_value()),
+        }
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(match *self {
+            Self::Json(value) => NodeIdentity::tagged(std::ptr::from_ref(value) as usize, 0),
+            Self::Output(output) => NodeIdentity::tagged(std::ptr::from_ref(output) as usize, 1),
+        })
+    }
+}
+
+impl<'o> Object<'o, OutputJson> for OutputObject<'o> {
+    type Node = OutputNode<'o>;
+    type MemberName = &'o str;
+    type MembersIter = MembersIter<'o>;
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Members(members) => members.len(),
+            Self::Map(map) => map.len(),
+        }
+    }
+
+    fn get(&self, key: &String) -> Option<OutputNode<'o>> {
+        match *self {
+            // A few members: comparing lengths first skips most of them without reading a
+            // byte of the key, which costs less than a binary search's string comparisons.
+            Self::Members(members) => members
+                .iter()
+                .find(|(existing, _)| existing.len() == key.len() && existing.as_ref() == key)
+                .map(|(_, member)| member.node()),
+            Self::Map(map) => map.get(key.as_str()).map(OutputNode::Json),
+        }
+    }
+
+    fn members(&self) -> MembersIter<'o> {
+        match *self {
+            Self::Members(members) => MembersIter::Members(members.iter()),
+            Self::Map(map) => MembersIter::Map(map.iter()),
+        }
+    }
+}
+
+/// The members of an [`OutputObject`], in order.
+#[derive(Debug)]
+pub enum MembersIter<'o> {
+    /// Of a built object.
+    Members(std::slice::Iter<'o, (Cow<'o, str>, Output<'o>)>),
+    /// Of a `serde_json` object.
+    Map(serde_json::map::Iter<'o>),
+}
+
+impl<'o> Iterator for MembersIter<'o> {
+    type Item = (&'o str, OutputNode<'o>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Members(members) => members
+                .next()
+                .map(|(key, member)| (key.as_ref(), member.node())),
+            Self::Map(map) => map
+                .next()
+                .map(|(key, member)| (key.as_str(), OutputNode::Json(member))),
+        }
+    }
+}
+
+/// The items of an [`OutputArray`], in order.
+#[derive(Debug)]
+pub enum ItemsIter<'o> {
+    /// Of a built array.
+    Items(std::slice::Iter<'o, Output<'o>>),
+    /// Of a `serde_json` array.
+    Values(std::slice::Iter<'o, Value>),
+}
+
+impl<'o> Iterator for ItemsIter<'o> {
+    type Item = OutputNode<'o>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Items(items) => items.next().map(Output::node),
+            Self::Values(values) => values.next().map(OutputNode::Json),
+        }
+    }
+}
+
+impl<'o> Array<'o, OutputJson> for OutputArray<'o> {
+    type Node = OutputNode<'o>;
+    type ElementsIter = ItemsIter<'o>;
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Items(items) => items.len(),
+            Self::Values(values) => values.len(),
+        }
+    }
+
+    fn elements(&self) -> ItemsIter<'o> {
+        match *self {
+            Self::Items(items) => ItemsIter::Items(items.iter()),
+            Self::Values(values) => ItemsIter::Values(values.iter()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn segments(pointer: &str) -> Vec<String> {
+        crate::mapping::plan::Ptr::parse(pointer)
+            .expect("pointer")
+            .segments
+    }
+
+    #[test]
+    fn setting_builds_what_setting_a_value_builds() {
+        let constant = json!({"system": "s", "code": "1"});
+        let pointers: Vec<Vec<String>> = ["/b/c", "/a", "/b/a", "/b/c", "/z/0", "/a/x", "/c"]
+            .iter()
+            .map(|p| segments(p))
+            .collect();
+        let values = [
+            json!(1),
+            json!("a"),
+            constant.clone(),
+            json!([1, 2]),
+            json!(null),
+            json!(true),
+            json!({"k": {"l": 1}}),
+        ];
+        for start in [json!({}), json!({"b": {"d": 4}, "z": 3}), json!(7)] {
+            let mut expected = start.clone();
+            let mut built = Output::Owned(start.clone());
+            let mut from_borrowed = Output::Borrowed(&start);
+            for (pointer, value) in pointers.iter().zip(&values) {
+                let ptr = crate::mapping::plan::Ptr {
+                    text: String::new(),
+                    segments: pointer.clone(),
+                };
+                ptr.set(&mut expected, value.clone());
+                built.set(pointer, Output::Borrowed(value));
+                from_borrowed.set(pointer, Output::Owned(value.clone()));
+            }
+            assert_eq!(built.to_value(), expected, "from {start}");
+            assert_eq!(from_borrowed.to_value(), expected, "from {start}");
+            assert_eq!(
+                built.to_text(),
+                serde_json::to_string(&expected).expect("json")
+            );
+            assert!(built.equals(&expected));
+            assert!(!built.equals(&json!({})));
+            for pointer in ["/b", "/b/c/1", "/a/x", "/missing", "/c/k", ""] {
+                let found = built
+                    .get(&segments(pointer))
+                    .map(|n| n.to_value().into_owned());
+                assert_eq!(
+                    found.as_ref(),
+                    expected.pointer(pointer),
+                    "{pointer} from {start}"
+                );
+                let owned = built.get_owned(&segments(pointer)).map(|o| o.to_value());
+                assert_eq!(
+                    owned.as_ref(),
+                    expected.pointer(pointer),
+                    "{pointer} from {start}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_built_document_validates_as_its_value_does() {
+        let schema = json!({
+            "type": "object",
+            "required": ["a", "b"],
+            "additionalProperties": false,
+            "properties": {
+                "a": {"type": "string", "minLength": 2},
+                "b": {"type": "array", "items": {"enum": [1, {"x": "y"}]}, "uniqueItems": true},
+                "c": {"const": {"p": [1, 2]}}
+            }
+        });
+        let serde = jsonschema::options().build(&schema).expect("schema");
+        let output = jsonschema::options_for::<OutputJson>()
+            .build(&schema)
+            .expect("schema");
+        let x = json!({"x": "y"});
+        let documents = [
+            Output::Object(vec![
+                (Cow::Borrowed("a"), Output::Owned(json!("ab"))),
+                (
+                    Cow::Borrowed("b"),
+                    Output::Array(vec![
+                        Output::Owned(json!(1)),
+                        Output::Object(vec![(Cow::Borrowed("x"), Output::Owned(json!("y")))]),
+                    ]),
+                ),
+            ]),
+            Output::Object(vec![
+                (Cow::Borrowed("a"), Output::Owned(json!("a"))),
+                (
+                    Cow::Borrowed("b"),
+                    Output::Array(vec![Output::Borrowed(&x), Output::Borrowed(&x)]),
+                ),
+                (
+                    Cow::Borrowed("c"),
+                    Output::Object(vec![(
+                        Cow::Borrowed("p"),
+                        Output::Array(vec![Output::Owned(json!(1)), Output::Owned(json!(2))]),
+                    )]),
+                ),
+                (Cow::Borrowed("d"), Output::Owned(json!(null))),
+            ]),
+            Output::Object(vec![(Cow::Borrowed("b"), Output::Array(vec![]))]),
+        ];
+        for document in &documents {
+            let value = document.to_value();
+            assert_eq!(
+                output.is_valid(document.node()),
+                serde.is_valid(&value),
+                "{value}"
+            );
+            let mut from_output: Vec<String> = output
+                .iter_errors(document.node())
+                .map(|e| format!("{} {}", e.instance_path().as_str(), e.kind().keyword()))
+                .collect();
+            let mut from_serde: Vec<String> = serde
+                .iter_errors(&value)
+                .map(|e| format!("{} {}", e.instance_path().as_str(), e.kind().keyword()))
+                .collect();
+            from_output.sort();
+            from_serde.sort();
+            assert_eq!(from_output, from_serde, "{value}");
+        }
+    }
+}
