@@ -418,6 +418,19 @@ impl<'o> Node<'o, OutputJson> for OutputNode<'o> {
         matches!(self, Self::Json(Value::Null))
     }
 
+    fn string_length(&self) -> Option<u64> {
+        match *self {
+            // Most text is ASCII, where the length is the byte count; checking that is one
+            // vectorised pass, where counting characters is a loop over every byte.
+            Self::Json(Value::String(text)) => Some(if text.is_ascii() {
+                text.len() as u64
+            } else {
+                text.chars().count() as u64
+            }),
+            _ => None,
+        }
+    }
+
     fn json_type(&self) -> JsonType {
         match *self {
             Self::Json(Value::Null) => JsonType::Null,
