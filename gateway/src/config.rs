@@ -227,6 +227,10 @@ pub struct Limits {
     pub refusals_per_minute: u32,
     /// The same for all addresses together. `0`: no overall limit.
     pub refusals_per_minute_all: u32,
+    /// Proxies in front of the gateway (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the client: the refusal limit counts, and refusals log, the address the nearest
+    /// untrusted hop gives. Without any, the peer's own address counts.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The producer block of documents.
@@ -291,6 +295,7 @@ impl Default for Limits {
             shutdown_grace_secs: 20,
             refusals_per_minute: 60,
             refusals_per_minute_all: 600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -397,6 +402,13 @@ impl Config {
                     .to_owned(),
             ));
         }
+        for (i, proxy) in limits.trusted_proxies.iter().enumerate() {
+            if crate::auth::refusal_limit::parse_network(proxy).is_none() {
+                return Err(ConfigError::Rule(format!(
+                    "limits.trusted_proxies[{i}]: '{proxy}' is neither an IP address nor a CIDR range"
+                )));
+            }
+        }
         if self.tls.client_ca.is_some() && self.tls.cert.is_none() {
             return Err(ConfigError::Rule(
                 "tls.client_ca: needs tls.cert and tls.key (client certificates need HTTPS)"
@@ -455,6 +467,9 @@ mod tests {
         assert!(error.contains("limits.refusals_per_minute_all"), "{error}");
         config.limits.refusals_per_minute_all = 0;
         assert!(config.check().is_ok(), "0 turns the overall limit off");
+        config.limits.trusted_proxies = vec!["10.0.0.0/8".into(), "10.1.2.300".into()];
+        let error = config.check().expect_err("not an address").to_string();
+        assert!(error.contains("limits.trusted_proxies[1]"), "{error}");
     }
 
     #[test]

@@ -610,3 +610,69 @@ async fn a_flood_of_refusals_is_counted_not_logged_one_by_one_sqlite() {
 async fn a_flood_of_refusals_is_counted_not_logged_one_by_one_postgres() {
     refusal_flood(Db::Postgres).await;
 }
+
+/// Behind a trusted proxy (`limits.trusted_proxies`), each client the proxy names in
+/// `X-Forwarded-For` has its own quota of logged refusals, and the log names that client;
+/// a hop the client adds itself in front is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_refusal_limit() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let Some(provider) = OidcProvider::start(keys.path(), &["key-1"], &[]) else {
+        return;
+    };
+    let issuer = provider.issuer.clone();
+    let app = TestApp::start_with(Db::Sqlite, move |config| {
+        config.auth.issuer = Some(issuer);
+        config.auth.audience = Some(AUDIENCE.to_owned());
+        config.limits.refusals_per_minute = 3;
+        config.limits.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    })
+    .await
+    .expect("SQLite is always there");
+    let send = |forwarded: &'static str| {
+        app.client
+            .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({}))
+            .send()
+    };
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(
+            send("198.51.100.1")
+                .await
+                .expect("request")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(first, [401, 401, 401, 429]);
+    assert_eq!(send("198.51.100.2").await.expect("request").status(), 401);
+    // The nearest hop the trusted proxy saw is the client, not what that client claims.
+    assert_eq!(
+        send("198.51.100.1, 198.51.100.3")
+            .await
+            .expect("request")
+            .status(),
+        401
+    );
+    let store = app.store.clone();
+    let _data = app.stop_keeping_data().await;
+    let (entries, intact) = log_of(&store).await;
+    assert!(intact);
+    let peers: Vec<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| Some((e["event"].as_str()?, e["details"]["peer"].as_str()?)))
+        .collect();
+    assert_eq!(
+        peers,
+        [
+            ("access-refused", "198.51.100.1"),
+            ("access-refused", "198.51.100.1"),
+            ("access-refused", "198.51.100.1"),
+            ("access-refusals-limited", "198.51.100.1"),
+            ("access-refused", "198.51.100.2"),
+            ("access-refused", "198.51.100.3"),
+        ]
+    );
+}

@@ -293,8 +293,16 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
+    let forwarded_for: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let source = guard.refusals.source(peer, &forwarded_for);
+    drop(forwarded_for);
     drop(request);
-    refuse(&guard, operation, refusal, Source::of(peer)).await
+    refuse(&guard, operation, refusal, source).await
 }
 
 async fn refuse(guard: &Guard, operation: String, refusal: Refusal, source: Source) -> Response {

@@ -21,6 +21,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
+
+use ipnet::IpNet;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -63,6 +65,62 @@ impl fmt::Display for Source {
             Some(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
             None => f.write_str("unknown"),
         }
+    }
+}
+
+/// An address or a CIDR range (`limits.trusted_proxies`).
+#[must_use]
+pub fn parse_network(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// From the configuration (checked at start, see [`crate::config::Config::check`]).
+    #[must_use]
+    pub fn new(proxies: &[String]) -> Self {
+        Self(proxies.iter().filter_map(|p| parse_network(p)).collect())
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        self.0.iter().any(|net| net.contains(&address))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
+    /// hop of `X-Forwarded-For` (its values in order, each a comma-separated list) that is not
+    /// itself trusted, or the farthest when all are. A hop that is not an address ends the
+    /// walk there (what lies beyond it cannot be believed).
+    #[must_use]
+    pub fn client(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let hops: Vec<&str> = forwarded_for
+            .iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            let Ok(address) = hop.parse::<IpAddr>() else {
+                break;
+            };
+            client = address;
+            if !self.trusts(address) {
+                break;
+            }
+        }
+        Some(client)
     }
 }
 
@@ -155,6 +213,7 @@ pub struct RefusalLimiter {
     all: Option<DefaultDirectRateLimiter>,
     per_minute: u32,
     all_per_minute: u32,
+    proxies: TrustedProxies,
     /// Sources past a limit, with what they sent since the last count entry.
     counted: Mutex<HashMap<Source, Tally>>,
 }
@@ -179,8 +238,16 @@ impl RefusalLimiter {
                 .map(|n| RateLimiter::direct(Quota::per_minute(n))),
             per_minute: limits.refusals_per_minute,
             all_per_minute: limits.refusals_per_minute_all,
+            proxies: TrustedProxies::new(&limits.trusted_proxies),
             counted: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where a request comes from: its peer, or the client a trusted proxy names
+    /// ([`TrustedProxies::client`]).
+    #[must_use]
+    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Source {
+        Source::of(self.proxies.client(peer, forwarded_for))
     }
 
     /// Decides how the refusal of a request from `source` under `rule` is logged.
@@ -443,6 +510,48 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
+        let proxies = TrustedProxies::new(&["10.0.0.0/8".into(), "192.0.2.9".into()]);
+        let ip = |text: &str| text.parse::<IpAddr>().expect("address");
+        let client = |peer: &str, forwarded: &[&str]| proxies.client(Some(ip(peer)), forwarded);
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(
+            client("203.0.113.5", &["198.51.100.1"]),
+            Some(ip("203.0.113.5"))
+        );
+        // A trusted peer without the header is the client.
+        assert_eq!(client("10.1.1.1", &[]), Some(ip("10.1.1.1")));
+        // Behind trusted hops, the nearest untrusted one; what it claims is not believed.
+        assert_eq!(
+            client("10.1.1.1", &["198.51.100.66, 198.51.100.7", "10.2.2.2"]),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client("::ffff:10.1.1.1", &["198.51.100.7, 192.0.2.9"]),
+            Some(ip("198.51.100.7"))
+        );
+        // All trusted: the farthest.
+        assert_eq!(
+            client("10.1.1.1", &["10.3.3.3, 10.2.2.2"]),
+            Some(ip("10.3.3.3"))
+        );
+        // Garbage ends the walk at the last believable hop.
+        assert_eq!(
+            client("10.1.1.1", &["198.51.100.1, unknown, 10.2.2.2"]),
+            Some(ip("10.2.2.2"))
+        );
+        assert_eq!(proxies.client(None, &["198.51.100.1"]), None);
+        assert_eq!(
+            TrustedProxies::default().client(Some(ip("10.1.1.1")), &["198.51.100.1"]),
+            Some(ip("10.1.1.1"))
+        );
+        assert!(parse_network("2001:db8::/32").is_some());
+        assert!(parse_network("2001:db8::1").is_some());
+        assert!(parse_network("10.0.0.0/33").is_none());
+        assert!(parse_network("proxy.example").is_none());
     }
 
     #[test]
