@@ -276,6 +276,16 @@ impl<'a> Run<'a> {
         equal != condition.negate
     }
 
+    /// Backward, a value equal to the rule's default is left out: the Apotti side does not
+    /// carry defaults (an empty list is not allowed there).
+    fn leaves_out(&self, rule: &Rule, value: &Output<'_>) -> bool {
+        !self.forward()
+            && rule
+                .default
+                .as_ref()
+                .is_some_and(|default| value.equals(default))
+    }
+
     fn record(&mut self, rule: &Rule, target: String, source: Option<String>) {
         if let Some(trace) = &mut self.trace {
             trace.push(Trace {
@@ -368,13 +378,7 @@ impl<'a> Run<'a> {
                 }
             }
         };
-        if !self.forward()
-            && rule
-                .default
-                .as_ref()
-                .is_some_and(|default| value.equals(default))
-        {
-            // The Apotti side leaves a default out (an empty list is not allowed there).
+        if self.leaves_out(rule, &value) {
             return 0;
         }
         if self.trace.is_some() {
@@ -558,12 +562,7 @@ impl<'a> Run<'a> {
             out.push(element);
         }
         let value = Output::Array(out);
-        if !self.forward()
-            && rule
-                .default
-                .as_ref()
-                .is_some_and(|default| value.equals(default))
-        {
+        if self.leaves_out(rule, &value) {
             return 0;
         }
         if self.trace.is_some() {
@@ -679,12 +678,7 @@ impl<'a> Run<'a> {
         };
         let Some(out) = out else { return 0 };
         let value = Output::Array(out);
-        if !self.forward()
-            && rule
-                .default
-                .as_ref()
-                .is_some_and(|default| value.equals(default))
-        {
+        if self.leaves_out(rule, &value) {
             return 0;
         }
         if self.trace.is_some() {
