@@ -69,7 +69,8 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// The value at `segments` (a JSON Pointer's, as [`crate::mapping::plan::Ptr::get`] reads them).
+    /// The value at `segments` (a JSON Pointer's, read as [`crate::mapping::plan::Ptr::get`]
+    /// reads them).
     #[must_use]
     pub fn get(&self, segments: &[String]) -> Option<OutputNode<'_>> {
         segments
