@@ -333,7 +333,8 @@ impl Json for OutputJson {
     type PreparedKey = String;
     type StringBuffer = Value;
 
-    // Members are a short sorted vector: a look-up is a binary search comparing keys.
+    // Members are a short vector: a look-up is a scan comparing key lengths, then bytes (4
+    // measured the same as 2 on the decision).
     const KEYS_PER_LOOKUP: usize = 2;
 
     fn prepare_key(key: &str) -> String {

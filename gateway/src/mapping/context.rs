@@ -228,8 +228,8 @@ fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> O
 }
 
 impl MappingContext for LocalContext {
-    fn value(&self, name: &str) -> Option<Value> {
-        self.values.get(name).cloned()
+    fn value(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
     }
 
     fn oid_for(&self, kind: &str, source_id: &str) -> Option<String> {

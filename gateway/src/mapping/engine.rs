@@ -37,8 +37,9 @@ pub const CONTEXT_NAMES: &[&str] = &[
 
 /// What the pipeline supplies to a mapping run.
 pub trait MappingContext {
-    /// A named value (see [`CONTEXT_NAMES`]); `None` leaves the field out.
-    fn value(&self, name: &str) -> Option<Value>;
+    /// A named value (see [`CONTEXT_NAMES`]); `None` leaves the field out. Documents borrow
+    /// it.
+    fn value(&self, name: &str) -> Option<&Value>;
     /// The OID the crosswalk holds (or allocates) for a source id of this kind.
     fn oid_for(&self, kind: &str, source_id: &str) -> Option<String>;
     /// The source id the crosswalk knows for an OID, if any.
@@ -323,7 +324,7 @@ impl<'a> Run<'a> {
             Source::Nothing => return 0,
             Source::Constant(value) => (Output::Borrowed(value), None),
             Source::Context(name) => match self.context.value(name) {
-                Some(value) => (Output::Owned(value), None),
+                Some(value) => (Output::Borrowed(value), None),
                 None => return 0,
             },
             Source::Compute(compute) => match self.compute(*compute, out.target) {
