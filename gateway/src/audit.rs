@@ -43,6 +43,16 @@ impl Actor {
             role: "integrator".to_owned(),
         }
     }
+
+    /// The actor of a refused request whose caller is not known.
+    #[must_use]
+    pub fn anonymous() -> Self {
+        Self {
+            subject: "anonymous".to_owned(),
+            client_id: None,
+            role: "none".to_owned(),
+        }
+    }
 }
 
 /// An issue as the log keeps it.

@@ -100,8 +100,8 @@ impl<'a> Output<'a> {
     }
 
     /// The members of this object, making it one first: a value that is an object becomes a
-    /// built one with the same members; anything else is replaced by `{}` (as
-    /// [`crate::mapping::plan::Ptr::set`] does).
+    /// built one with the same members; anything else is replaced by `{}` (as setting a field
+    /// of a `serde_json::Value` through a pointer does).
     pub fn members_mut(&mut self) -> &mut Members<'a> {
         let members = match self {
             Self::Object(_) => None,
@@ -170,8 +170,8 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// Writes `value` at `segments`, creating objects on the way, as
-    /// [`crate::mapping::plan::Ptr::set`] writes into a `serde_json::Value`.
+    /// Writes `value` at `segments`, creating objects on the way, as setting a field of a
+    /// `serde_json::Value` through a pointer does (the tests compare the two).
     pub fn set(&mut self, segments: &'a [String], value: Output<'a>) {
         let Some((last, parents)) = segments.split_last() else {
             *self = value;

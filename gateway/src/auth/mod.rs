@@ -306,14 +306,10 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
 }
 
 async fn refuse(guard: &Guard, operation: String, refusal: Refusal, source: Source) -> Response {
-    let actor = refusal.caller.as_ref().map_or_else(
-        || Actor {
-            subject: "anonymous".to_owned(),
-            client_id: None,
-            role: "none".to_owned(),
-        },
-        |caller| caller.actor(None),
-    );
+    let actor = refusal
+        .caller
+        .as_ref()
+        .map_or_else(Actor::anonymous, |caller| caller.actor(None));
     match guard.refusals.admit(source, refusal.rule) {
         Admission::Log => {}
         Admission::Open { limit, retry_after } => {

@@ -21,14 +21,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-
-use ipnet::IpNet;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 use serde_json::json;
 
 use crate::audit::{self, Actor, AuditEntry};
@@ -48,12 +47,9 @@ impl Source {
     /// /64 (one host usually holds a whole /64).
     #[must_use]
     pub fn of(peer: Option<IpAddr>) -> Self {
-        Self(peer.map(|address| match address {
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-            },
+        Self(peer.map(|address| match address.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+            v4 => v4,
         }))
     }
 }
@@ -88,10 +84,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, address: IpAddr) -> bool {
-        let address = match address {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-            v4 @ IpAddr::V4(_) => v4,
-        };
+        let address = address.to_canonical();
         self.0.iter().any(|net| net.contains(&address))
     }
 
@@ -105,13 +98,13 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let hops: Vec<&str> = forwarded_for
+        let nearest_first = forwarded_for
             .iter()
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .collect();
+            .rev()
+            .flat_map(|value| value.rsplit(','))
+            .map(str::trim);
         let mut client = peer;
-        for hop in hops.iter().rev() {
+        for hop in nearest_first {
             let Ok(address) = hop.parse::<IpAddr>() else {
                 break;
             };
@@ -165,8 +158,6 @@ pub enum Admission {
 /// Refusals counted for one source since the last count entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counted {
-    /// How many.
-    pub count: u64,
     /// First and last (UTC, RFC 3339), when `count > 0`.
     pub first: Option<String>,
     /// See `first`.
@@ -176,8 +167,13 @@ pub struct Counted {
 }
 
 impl Counted {
+    /// How many, under all rules.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.rules.values().sum()
+    }
+
     fn add(&mut self, rule: &str, at: &str) {
-        self.count += 1;
         if self.first.is_none() {
             self.first = Some(at.to_owned());
         }
@@ -186,7 +182,6 @@ impl Counted {
     }
 
     fn merge(&mut self, earlier: Counted) {
-        self.count += earlier.count;
         if earlier.first.is_some() {
             self.first = earlier.first;
         }
@@ -329,12 +324,13 @@ impl RefusalLimiter {
     /// and is forgotten (its next refusal past a limit opens again).
     fn take_counts(&self) -> Vec<(Source, Counted)> {
         let mut counted = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
-        counted.retain(|_, tally| tally.counted.count > 0 || tally.fresh);
+        counted.retain(|_, tally| !tally.counted.rules.is_empty() || tally.fresh);
         let mut taken: Vec<(Source, Counted)> = counted
             .iter_mut()
             .filter_map(|(source, tally)| {
                 tally.fresh = false;
-                (tally.counted.count > 0).then(|| (*source, std::mem::take(&mut tally.counted)))
+                (!tally.counted.rules.is_empty())
+                    .then(|| (*source, std::mem::take(&mut tally.counted)))
             })
             .collect();
         drop(counted);
@@ -352,41 +348,31 @@ impl RefusalLimiter {
     }
 
     /// Writes an `access-refusals-counted` entry for every source with refusals counted since
-    /// the last call. Returns how many entries were written; counts that could not be written
-    /// are kept for the next call.
-    pub async fn write_counts(&self, gateway: &Gateway) -> usize {
-        let mut written = 0;
+    /// the last call; counts that could not be written are kept for the next call.
+    pub async fn write_counts(&self, gateway: &Gateway) {
         for (source, counted) in self.take_counts() {
             let operation = "refusals past a limit".to_owned();
             let digest = audit::digest(operation.as_bytes());
-            let actor = Actor {
-                subject: "anonymous".to_owned(),
-                client_id: None,
-                role: "none".to_owned(),
-            };
             let mut entry = AuditEntry::event(
                 "access-refusals-counted",
                 operation,
-                actor,
+                Actor::anonymous(),
                 "refused",
                 digest,
             );
             entry.details = Some(json!({
                 "status": 429,
                 "peer": source.to_string(),
-                "count": counted.count,
+                "count": counted.count(),
                 "first": counted.first,
                 "last": counted.last,
                 "rules": counted.rules,
             }));
-            if gateway.record(entry).await.is_ok() {
-                written += 1;
-            } else {
-                tracing::error!(peer = %source, count = counted.count, "cannot log counted refusals; kept for the next period");
+            if gateway.record(entry).await.is_err() {
+                tracing::error!(peer = %source, count = counted.count(), "cannot log counted refusals; kept for the next period");
                 self.restore(source, counted);
             }
         }
-        written
     }
 
     /// Writes the counts every [`COUNT_PERIOD`] until `stop` resolves, then once more.
@@ -468,7 +454,7 @@ mod tests {
         assert_eq!(counts.len(), 1);
         let (source, counted) = &counts[0];
         assert_eq!(*source, a);
-        assert_eq!(counted.count, 3);
+        assert_eq!(counted.count(), 3);
         assert_eq!(counted.rules["auth.token-invalid"], 2);
         assert_eq!(counted.rules["auth.credentials-missing"], 1);
         assert!(counted.first.is_some() && counted.last.is_some());
@@ -477,7 +463,7 @@ mod tests {
             limiter.admit(a, "auth.token-invalid"),
             Admission::Count { .. }
         ));
-        assert_eq!(limiter.take_counts()[0].1.count, 1);
+        assert_eq!(limiter.take_counts()[0].1.count(), 1);
         assert!(
             limiter.take_counts().is_empty(),
             "a quiet period forgets it"
@@ -571,11 +557,11 @@ mod tests {
         let _ = limiter.admit(a, "r");
         let _ = limiter.admit(a, "s");
         let (source, counted) = limiter.take_counts().remove(0);
-        assert_eq!(counted.count, 2);
+        assert_eq!(counted.count(), 2);
         let _ = limiter.admit(a, "r");
         limiter.restore(source, counted);
         let again = limiter.take_counts().remove(0).1;
-        assert_eq!(again.count, 3);
+        assert_eq!(again.count(), 3);
         assert_eq!(again.rules["r"], 2);
         assert_eq!(again.rules["s"], 1);
     }

@@ -108,24 +108,12 @@ impl ConceptMap {
         self.by_label.get(label).map(|&i| &self.entries[i])
     }
 
-    /// Label → Kanta value (a coding, or the plain code).
+    /// Label → Kanta value (a coding, or the plain code): the map's own, which documents
+    /// borrow.
     ///
     /// # Errors
     /// When the value is not a string or has no translation.
-    pub fn forward(&self, value: &Value) -> Result<Value, ConceptError> {
-        let label = value.as_str().ok_or(ConceptError::Shape)?;
-        let index = *self
-            .by_label
-            .get(label)
-            .ok_or(ConceptError::NoTranslation)?;
-        Ok(self.kanta_values[index].clone())
-    }
-
-    /// [`Self::forward`] without the clone: the map's own value.
-    ///
-    /// # Errors
-    /// As [`Self::forward`].
-    pub fn forward_ref(&self, value: &Value) -> Result<&Value, ConceptError> {
+    pub fn forward(&self, value: &Value) -> Result<&Value, ConceptError> {
         let label = value.as_str().ok_or(ConceptError::Shape)?;
         let index = *self
             .by_label
@@ -136,14 +124,8 @@ impl ConceptMap {
 
     /// The Kanta value of the entry at `index` (of [`Self::entries`]), the map's own.
     #[must_use]
-    pub fn kanta_value_ref(&self, index: usize) -> &Value {
+    pub fn kanta_value_at(&self, index: usize) -> &Value {
         &self.kanta_values[index]
-    }
-
-    /// The Kanta value of the entry at `index` (of [`Self::entries`]).
-    #[must_use]
-    pub fn kanta_value_at(&self, index: usize) -> Value {
-        self.kanta_values[index].clone()
     }
 
     /// A coding `{code, system, display}` when the map has a system, else the plain code.
@@ -236,13 +218,19 @@ mod tests {
                 let built = ConceptMap::build_kanta_value(map.system.as_deref(), entry);
                 assert_eq!(
                     map.kanta_value_at(index),
-                    built,
+                    &built,
                     "{} {}",
                     map.id,
                     entry.label
                 );
                 let label = serde_json::Value::String(entry.label.clone());
-                assert_eq!(map.forward(&label), Ok(built), "{} {}", map.id, entry.label);
+                assert_eq!(
+                    map.forward(&label),
+                    Ok(&built),
+                    "{} {}",
+                    map.id,
+                    entry.label
+                );
             }
         }
     }

@@ -423,7 +423,7 @@ impl<'a> Run<'a> {
             Convert::Concept(index) => {
                 let map = &self.set.concepts[*index];
                 let result = if forward {
-                    map.forward_ref(value).map(Output::Borrowed)
+                    map.forward(value).map(Output::Borrowed)
                 } else {
                     map.backward(value).map(Output::Owned)
                 };
@@ -743,7 +743,7 @@ impl<'a> Run<'a> {
         for (position, (_, entry, members)) in groups.iter().enumerate() {
             let element_path = target_base.child(Piece::Index(position));
             let mut element = Output::empty_object();
-            let coding = map.kanta_value_ref(*entry);
+            let coding = map.kanta_value_at(*entry);
             element.set(&group.kanta_key.segments, Output::Borrowed(coding));
             let mut items = Vec::with_capacity(members.len());
             for (item_index, (row_index, number)) in members.iter().enumerate() {

@@ -204,10 +204,12 @@ impl Ptr {
         Some(current)
     }
 
-    /// Writes `new` at this pointer, creating objects on the way.
+    /// Writes `new` at this pointer, creating objects on the way: the reference the engine's
+    /// documents ([`crate::json_tree::Output::set`]) are tested against.
     ///
     /// Each object on the way is searched once (`entry`: a short key allocation costs less than
     /// a second search of a `BTreeMap`), and the last key is inserted with one search.
+    #[cfg(test)]
     pub fn set(&self, target: &mut Value, new: Value) {
         let Some((last, parents)) = self.segments.split_last() else {
             *target = new;
@@ -227,6 +229,7 @@ impl Ptr {
 }
 
 /// `value` as an object, replacing anything else with an empty one (never `None`).
+#[cfg(test)]
 fn object_of(value: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
     if !value.is_object() {
         *value = Value::Object(serde_json::Map::new());

@@ -1,10 +1,10 @@
 //! The write side of a scope of rules, compiled into a tree of output fields.
 //!
-//! Why: writing an output field by field with [`Ptr::set`] searches every object on the way from
-//! the scope's root (a `BTreeMap` of `String` keys) and allocates a key for each, for every
-//! field; sibling fields search their shared parents again and again. With the tree, the engine
-//! keeps each value in the slot of its field while the scope runs and builds every object once
-//! at the end, its members already in key order ([`Output::Object`]).
+//! Why: writing an output field by field ([`Output::set`]) searches every object on the way from
+//! the scope's root, for every field; sibling fields search their shared parents again and
+//! again. With the tree, the engine keeps each value in the slot of its field while the scope
+//! runs and builds every object once at the end, its members already in key order
+//! ([`Output::Object`]).
 //!
 //! The result is the one field-by-field writing gives: objects on the way exist only when a
 //! value below them was written, a later write of the same field wins, and a value written as a
@@ -140,7 +140,7 @@ impl WriteTree {
         pending
     }
 
-    /// Writes the values of `pending` into `target`, as [`Ptr::set`] would have one by one.
+    /// Writes the values of `pending` into `target`, as [`Output::set`] would have one by one.
     pub fn flush<'a>(&'a self, pending: &mut Pending<'a>, target: &mut Output<'a>) {
         if target.is_empty_object() {
             if let Some(built) = self.build(0, pending) {

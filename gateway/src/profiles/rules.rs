@@ -25,7 +25,8 @@ pub const KEYWORD: &str = "x-sosku-rules";
 pub const FIELD_SEPARATOR: char = '\u{1f}';
 
 /// A JSON Pointer split once at load, so that evaluating it allocates nothing; it finds what
-/// `Value::pointer` finds. Profile rules and profile selectors use it.
+/// `Value::pointer` finds. Profile selectors use it; the rules use [`Prepared`], which reads
+/// any representation.
 #[derive(Debug, Clone)]
 pub(crate) struct Segments(Vec<String>);
 
