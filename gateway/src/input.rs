@@ -16,6 +16,7 @@ use std::rc::Rc;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::json_parse::{self, ParsedValue};
 use crate::outcome::{Issue, IssueCode};
 
 /// Default limit for one record (one NDJSON line, or one record of a document): 16 MiB.
@@ -411,7 +412,7 @@ pub fn parse_line(line: &[u8], overflowed: bool, max: usize) -> Option<Item> {
             )));
         }
     };
-    Some(match serde_json::from_str::<Value>(text) {
+    Some(match json_parse::from_str(text) {
         Ok(value) => Item::Record(value),
         Err(error) => Item::Broken(json_error_issue(&error, false)),
     })
@@ -566,7 +567,8 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
-        let mut fields = Map::new();
+        // Collected, then built at once, as [`json_parse`] builds every other object.
+        let mut members: Vec<(String, Value)> = Vec::new();
         let mut envelope = false;
         while let Some(key) = map.next_key::<String>()? {
             if key == RECORDS_KEY {
@@ -576,12 +578,13 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
                     counter: self.counter,
                     handed: &mut *self.handed,
                 })?;
-                fields.insert(key, summary);
+                members.push((key, summary));
             } else {
-                let value: Value = map.next_value()?;
-                fields.insert(key, value);
+                let ParsedValue(value) = map.next_value()?;
+                members.push((key, value));
             }
         }
+        let fields: Map<String, Value> = members.into_iter().collect();
         Ok(if envelope {
             Top::Envelope(fields)
         } else {
@@ -641,7 +644,7 @@ impl<'de> Visitor<'de> for Records<'_, '_> {
         let start = *self.handed;
         loop {
             self.counter.mark();
-            let Some(record) = seq.next_element::<Value>()? else {
+            let Some(ParsedValue(record)) = seq.next_element::<ParsedValue>()? else {
                 break;
             };
             let index = *self.handed;

@@ -15,6 +15,7 @@ pub mod files;
 pub mod http;
 pub mod identifiers;
 pub mod input;
+pub mod json_parse;
 pub mod json_text;
 pub mod json_tree;
 pub mod map_cli;

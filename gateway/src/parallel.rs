@@ -6,13 +6,20 @@
 //! per batch; small inputs stay on the calling thread.
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 
 /// Below this many items per thread, another thread costs more than it saves.
 pub(crate) const MIN_PER_THREAD: usize = 64;
 
+/// The cores this process may use, asked once: `available_parallelism` reads the cgroup's CPU
+/// quota from files on every call, which showed in a stream's profile when asked per batch.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+}
+
 fn threads_for(items: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    cores.min(items / MIN_PER_THREAD).max(1)
+    cores().min(items / MIN_PER_THREAD).max(1)
 }
 
 /// `items.iter().map(f)`, in parallel, in order.
