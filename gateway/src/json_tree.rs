@@ -233,6 +233,10 @@ fn member<'m, 'a>(members: &'m Members<'a>, key: &str) -> Option<&'m Output<'a>>
         .map(|at| &members[at].1)
 }
 
+/// Up to this many members a `serde_json` object is scanned for a name rather than searched:
+/// one B-tree node holds eleven.
+const MAP_SCAN_MAX: usize = 11;
+
 /// Whether two member names are the same. Names are short, and the profiles' required and
 /// declared names are looked up about seventy times per decision while it is validated: for up
 /// to sixteen bytes the names are compared as two (overlapping) words in registers, without a
@@ -524,6 +528,12 @@ impl<'o> Object<'o, OutputJson> for OutputObject<'o> {
                 .iter()
                 .find(|(existing, _)| same_key(existing, key))
                 .map(|(_, member)| member.node()),
+            // A small B-tree is one node whose keys a search compares in order, each through
+            // `memcmp`; a scan comparing lengths first reads fewer bytes.
+            Self::Map(map) if map.len() <= MAP_SCAN_MAX => map
+                .iter()
+                .find(|(existing, _)| same_key(existing, key))
+                .map(|(_, value)| OutputNode::Json(value)),
             Self::Map(map) => map.get(key.as_str()).map(OutputNode::Json),
         }
     }
@@ -642,6 +652,49 @@ mod tests {
         for a in names {
             for b in names {
                 assert_eq!(same_key(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_is_found_in_an_object_of_either_kind_and_size() {
+        let names = [
+            "abcd",
+            "abce",
+            "abcde",
+            "abcdefghi",
+            "abcdefghj",
+            "x",
+            "päivä",
+        ];
+        for size in [names.len(), 40] {
+            let mut map = Map::new();
+            for n in 0..size {
+                let name = names
+                    .get(n)
+                    .map_or_else(|| format!("filler-{n:02}"), |name| (*name).to_owned());
+                map.insert(name, Value::from(n));
+            }
+            let value = Value::Object(map.clone());
+            let built = Output::Object(
+                map.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), Output::Borrowed(v)))
+                    .collect(),
+            );
+            for node in [OutputNode::Json(&value), built.node()] {
+                let Some(object) = node.as_object() else {
+                    panic!("an object");
+                };
+                for (key, expected) in &map {
+                    let found = object.get(key).map(|found| found.to_value().into_owned());
+                    assert_eq!(found.as_ref(), Some(expected), "{key} in {size}");
+                }
+                for missing in ["abcf", "abcdefghk", "y", "", "päivää"] {
+                    assert!(
+                        object.get(&missing.to_owned()).is_none(),
+                        "{missing} in {size}"
+                    );
+                }
             }
         }
     }

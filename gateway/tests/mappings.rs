@@ -310,6 +310,43 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// is byte for byte that of the value it stands for, and validating the tree against every
 /// profile (its own, and all the others, which it breaks in many ways) gives exactly the
 /// issues validating the value gives.
+/// `validate_with` decides validity through the built documents' representation and takes the
+/// issues from `serde_json`'s; the verdict must be `serde_json`'s own, for valid and invalid
+/// records alike (every file against every profile: mostly the wrong one).
+#[test]
+fn a_records_verdict_is_the_same_through_either_representation() {
+    let profiles = profiles();
+    let mut inputs = Vec::new();
+    json_files(&root().join("mappings/fixtures"), &mut inputs);
+    json_files(&root().join("profiles/examples"), &mut inputs);
+    json_files(&root().join("conformance-tests"), &mut inputs);
+    let (mut valid, mut invalid) = (0, 0);
+    for path in &inputs {
+        let Ok(record) = serde_json::from_slice::<Value>(&fs::read(path).expect("readable")) else {
+            continue;
+        };
+        for profile in profiles.profiles() {
+            let issues = profiles.validate_with(profile, &record);
+            assert_eq!(
+                issues.is_empty(),
+                profile.is_valid(&record),
+                "{} against {}: {issues:?}",
+                path.display(),
+                profile.id()
+            );
+            if issues.is_empty() {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+    }
+    assert!(
+        valid >= 50 && invalid >= 500,
+        "{valid} valid, {invalid} invalid"
+    );
+}
+
 #[test]
 fn built_documents_write_and_validate_as_their_values_do() {
     let profiles = profiles();
