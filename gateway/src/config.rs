@@ -228,9 +228,37 @@ pub struct Limits {
     /// The same for all addresses together. `0`: no overall limit.
     pub refusals_per_minute_all: u32,
     /// Proxies in front of the gateway (addresses or CIDR ranges) whose `X-Forwarded-For`
-    /// names the client: the refusal limit counts, and refusals log, the address the nearest
-    /// untrusted hop gives. Without any, the peer's own address counts.
+    /// (or `Forwarded`, see `forwarded_header`) names the client: the refusal limit counts, and
+    /// refusals log, the address the nearest untrusted hop gives. Without any, the peer's own
+    /// address counts.
     pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies name clients in: `x-forwarded-for` (the default) or
+    /// `forwarded` (RFC 7239). Only one is read: a proxy passes on whatever a client sent in
+    /// the header it does not set itself, so believing both would let clients choose their
+    /// address.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header trusted proxies name clients in (`limits.forwarded_header`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …`.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1, …`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name, as HTTP/2 and `http` spell it (lower case).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
 }
 
 /// The producer block of documents.
@@ -296,6 +324,7 @@ impl Default for Limits {
             refusals_per_minute: 60,
             refusals_per_minute_all: 600,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }

@@ -674,3 +674,72 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_refusal_limit(
         ]
     );
 }
+
+/// With `limits.forwarded_header = "forwarded"`, the trusted proxy's RFC 7239 `Forwarded`
+/// names the client (IPv6 ones by their /64), and `X-Forwarded-For`, which the proxy would
+/// pass on from the client unchecked, is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_that_sends_forwarded_that_header_names_the_client() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let Some(provider) = OidcProvider::start(keys.path(), &["key-1"], &[]) else {
+        return;
+    };
+    let issuer = provider.issuer.clone();
+    let app = TestApp::start_with(Db::Sqlite, move |config| {
+        config.auth.issuer = Some(issuer);
+        config.auth.audience = Some(AUDIENCE.to_owned());
+        config.limits.refusals_per_minute = 2;
+        config.limits.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        config.limits.forwarded_header = gateway::config::ForwardedHeader::Forwarded;
+    })
+    .await
+    .expect("SQLite is always there");
+    let send = |header: &'static str, value: &'static str| {
+        app.client
+            .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+            .header(header, value)
+            .json(&json!({}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for value in [
+        "for=198.51.100.1;proto=http",
+        "for=198.51.100.1",
+        "for=198.51.100.1",
+        r#"for="[2001:db8:0:1::7]:4711""#,
+    ] {
+        statuses.push(
+            send("forwarded", value)
+                .await
+                .expect("request")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 429, 401]);
+    assert_eq!(
+        send("x-forwarded-for", "198.51.100.9")
+            .await
+            .expect("request")
+            .status(),
+        401
+    );
+    let store = app.store.clone();
+    let _data = app.stop_keeping_data().await;
+    let (entries, intact) = log_of(&store).await;
+    assert!(intact);
+    let peers: Vec<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| Some((e["event"].as_str()?, e["details"]["peer"].as_str()?)))
+        .collect();
+    assert_eq!(
+        peers,
+        [
+            ("access-refused", "198.51.100.1"),
+            ("access-refused", "198.51.100.1"),
+            ("access-refusals-limited", "198.51.100.1"),
+            ("access-refused", "2001:db8:0:1::/64"),
+            ("access-refused", "127.0.0.1"),
+        ]
+    );
+}

@@ -293,14 +293,14 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    let forwarded_for: Vec<&str> = request
+    let forwarded: Vec<&str> = request
         .headers()
-        .get_all("x-forwarded-for")
+        .get_all(guard.refusals.forwarded_header().name())
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
-    let source = guard.refusals.source(peer, &forwarded_for);
-    drop(forwarded_for);
+    let source = guard.refusals.source(peer, &forwarded);
+    drop(forwarded);
     drop(request);
     refuse(&guard, operation, refusal, source).await
 }

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -31,7 +31,7 @@ use ipnet::IpNet;
 use serde_json::json;
 
 use crate::audit::{self, Actor, AuditEntry};
-use crate::config::Limits;
+use crate::config::{ForwardedHeader, Limits};
 use crate::exchange::{Gateway, now_utc};
 
 /// How often the counts of limited refusals are written to the log.
@@ -72,40 +72,59 @@ pub fn parse_network(text: &str) -> Option<IpNet> {
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-/// The proxies whose `X-Forwarded-For` is believed.
+/// The proxies whose `X-Forwarded-For` (or `Forwarded`) is believed.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    networks: Vec<IpNet>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
     /// From the configuration (checked at start, see [`crate::config::Config::check`]).
     #[must_use]
-    pub fn new(proxies: &[String]) -> Self {
-        Self(proxies.iter().filter_map(|p| parse_network(p)).collect())
+    pub fn new(proxies: &[String], header: ForwardedHeader) -> Self {
+        Self {
+            networks: proxies.iter().filter_map(|p| parse_network(p)).collect(),
+            header,
+        }
+    }
+
+    /// The header whose values [`Self::client`] reads.
+    #[must_use]
+    pub fn header(&self) -> ForwardedHeader {
+        self.header
     }
 
     fn trusts(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
-        self.0.iter().any(|net| net.contains(&address))
+        self.networks.iter().any(|net| net.contains(&address))
     }
 
     /// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
-    /// hop of `X-Forwarded-For` (its values in order, each a comma-separated list) that is not
-    /// itself trusted, or the farthest when all are. A hop that is not an address ends the
-    /// walk there (what lies beyond it cannot be believed).
+    /// hop of the configured header (its values in order, each a comma-separated list) that is
+    /// not itself trusted, or the farthest when all are. A hop that is not an address (`unknown`,
+    /// an obfuscated name, a `Forwarded` element without `for`) ends the walk there: what lies
+    /// beyond it cannot be believed.
     #[must_use]
-    pub fn client(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Option<IpAddr> {
+    pub fn client(&self, peer: Option<IpAddr>, values: &[&str]) -> Option<IpAddr> {
         let peer = peer?;
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let nearest_first = forwarded_for
-            .iter()
-            .rev()
-            .flat_map(|value| value.rsplit(','))
-            .map(str::trim);
+        let hops: Vec<Option<IpAddr>> = match self.header {
+            ForwardedHeader::XForwardedFor => values
+                .iter()
+                .flat_map(|value| value.split(','))
+                .map(|hop| hop.trim().parse::<IpAddr>().ok())
+                .collect(),
+            ForwardedHeader::Forwarded => values
+                .iter()
+                .flat_map(|value| forwarded_for_nodes(value))
+                .collect(),
+        };
         let mut client = peer;
-        for hop in nearest_first {
-            let Ok(address) = hop.parse::<IpAddr>() else {
+        for hop in hops.into_iter().rev() {
+            let Some(address) = hop else {
                 break;
             };
             client = address;
@@ -115,6 +134,73 @@ impl TrustedProxies {
         }
         Some(client)
     }
+}
+
+/// The `for` node of each element of an RFC 7239 `Forwarded` value, in order; `None` where
+/// an element has none or it is not an address (`unknown`, an obfuscated `_name`).
+fn forwarded_for_nodes(value: &str) -> Vec<Option<IpAddr>> {
+    outside_quotes(value, ',')
+        .map(|element| {
+            outside_quotes(element, ';')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                .and_then(|(_, node)| node_address(&unquoted(node.trim())))
+        })
+        .collect()
+}
+
+/// `text` split at `separator` where it is not inside a quoted string.
+fn outside_quotes(text: &str, separator: char) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    text.split(move |c: char| {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == separator && !quoted {
+            return true;
+        }
+        false
+    })
+}
+
+/// A token or quoted string's text.
+fn unquoted(value: &str) -> String {
+    match value
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+    {
+        Some(inner) => {
+            let mut text = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                text.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
+            }
+            text
+        }
+        None => value.to_owned(),
+    }
+}
+
+/// The address of a node (`192.0.2.1`, `192.0.2.1:8080`, `[2001:db8::1]`,
+/// `[2001:db8::1]:8080`), or `None` for `unknown` and obfuscated names.
+fn node_address(node: &str) -> Option<IpAddr> {
+    if let Some(rest) = node.strip_prefix('[') {
+        let (address, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.starts_with(':')) {
+            return None;
+        }
+        return address.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    let host = node.split_once(':').map_or(node, |(host, _port)| host);
+    host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// Which limit a refusal went past.
@@ -233,16 +319,22 @@ impl RefusalLimiter {
                 .map(|n| RateLimiter::direct(Quota::per_minute(n))),
             per_minute: limits.refusals_per_minute,
             all_per_minute: limits.refusals_per_minute_all,
-            proxies: TrustedProxies::new(&limits.trusted_proxies),
+            proxies: TrustedProxies::new(&limits.trusted_proxies, limits.forwarded_header),
             counted: Mutex::new(HashMap::new()),
         }
     }
 
     /// Where a request comes from: its peer, or the client a trusted proxy names
-    /// ([`TrustedProxies::client`]).
+    /// ([`TrustedProxies::client`]) in the values of the header [`Self::forwarded_header`].
     #[must_use]
-    pub fn source(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Source {
-        Source::of(self.proxies.client(peer, forwarded_for))
+    pub fn source(&self, peer: Option<IpAddr>, forwarded: &[&str]) -> Source {
+        Source::of(self.proxies.client(peer, forwarded))
+    }
+
+    /// The header trusted proxies name clients in (`limits.forwarded_header`).
+    #[must_use]
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.proxies.header()
     }
 
     /// Decides how the refusal of a request from `source` under `rule` is logged.
@@ -500,7 +592,10 @@ mod tests {
 
     #[test]
     fn the_client_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
-        let proxies = TrustedProxies::new(&["10.0.0.0/8".into(), "192.0.2.9".into()]);
+        let proxies = TrustedProxies::new(
+            &["10.0.0.0/8".into(), "192.0.2.9".into()],
+            ForwardedHeader::XForwardedFor,
+        );
         let ip = |text: &str| text.parse::<IpAddr>().expect("address");
         let client = |peer: &str, forwarded: &[&str]| proxies.client(Some(ip(peer)), forwarded);
         // An untrusted peer is the client, whatever it claims.
@@ -538,6 +633,61 @@ mod tests {
         assert!(parse_network("2001:db8::1").is_some());
         assert!(parse_network("10.0.0.0/33").is_none());
         assert!(parse_network("proxy.example").is_none());
+    }
+
+    #[test]
+    fn forwarded_elements_give_their_for_nodes() {
+        let ip = |text: &str| Some(text.parse::<IpAddr>().expect("address"));
+        assert_eq!(
+            forwarded_for_nodes("for=192.0.2.60;proto=http;by=203.0.113.43"),
+            [ip("192.0.2.60")]
+        );
+        assert_eq!(
+            forwarded_for_nodes(r#"For="[2001:db8:cafe::17]:4711", for=192.0.2.43:47011"#),
+            [ip("2001:db8:cafe::17"), ip("192.0.2.43")]
+        );
+        assert_eq!(
+            forwarded_for_nodes(r#"proto=https;FOR = "[2001:db8::1]" ; host=x"#),
+            [ip("2001:db8::1")]
+        );
+        // Not addresses: unknown, obfuscated names, no `for`, a broken bracket.
+        assert_eq!(
+            forwarded_for_nodes(
+                r#"for=unknown, for=_hidden, proto=http, for="[2001:db8::1", for=[::1]x"#
+            ),
+            [None, None, None, None, None]
+        );
+        // A comma or semicolon inside a quoted string does not split.
+        assert_eq!(
+            forwarded_for_nodes(r#"for="_a,b;c", for="\192.0.2.7""#),
+            [None, ip("192.0.2.7")]
+        );
+        assert_eq!(forwarded_for_nodes(""), [None]);
+    }
+
+    #[test]
+    fn behind_proxies_that_send_forwarded_only_that_header_names_the_client() {
+        let proxies = TrustedProxies::new(&["10.0.0.0/8".into()], ForwardedHeader::Forwarded);
+        let ip = |text: &str| text.parse::<IpAddr>().expect("address");
+        let client = |forwarded: &[&str]| proxies.client(Some(ip("10.1.1.1")), forwarded);
+        assert_eq!(
+            client(&[
+                "for=198.51.100.66, for=198.51.100.7",
+                "for=10.2.2.2;proto=https"
+            ]),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client(&[r#"for="[2001:db8::5]:443""#]),
+            Some(ip("2001:db8::5"))
+        );
+        // An element that names no address ends the walk at the last believable hop.
+        assert_eq!(
+            client(&["for=198.51.100.1, for=unknown, for=10.2.2.2"]),
+            Some(ip("10.2.2.2"))
+        );
+        // X-Forwarded-For's syntax is not Forwarded's: nothing there is an address.
+        assert_eq!(client(&["198.51.100.1"]), Some(ip("10.1.1.1")));
     }
 
     #[test]
