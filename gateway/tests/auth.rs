@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::oidc::{AUDIENCE, OidcProvider};
 use common::{Db, TestApp, example};
+use gateway::config::ForwardedHeader;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -609,51 +610,45 @@ async fn a_flood_of_refusals_is_counted_not_logged_one_by_one_postgres() {
     refusal_flood(Db::Postgres).await;
 }
 
-/// Behind a trusted proxy (`limits.trusted_proxies`), each client the proxy names in
-/// `X-Forwarded-For` has its own quota of logged refusals, and the log names that client;
-/// a hop the client adds itself in front is not believed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_refusal_limit() {
+/// A gateway on SQLite behind a trusted proxy at 127.0.0.1 (where the test's requests come
+/// from) that names clients in `header`, logging `limit` refusals per client a minute; with
+/// the OpenID Provider it checks tokens against, or `None` where that cannot start.
+async fn behind_a_proxy(limit: u32, header: ForwardedHeader) -> Option<(TestApp, ProviderKeys)> {
     let keys = tempfile::tempdir().expect("temp dir");
-    let Some(provider) = OidcProvider::start(keys.path(), &["key-1"], &[]) else {
-        return;
-    };
+    let provider = OidcProvider::start(keys.path(), &["key-1"], &[])?;
     let issuer = provider.issuer.clone();
     let app = TestApp::start_with(Db::Sqlite, move |config| {
         config.auth.issuer = Some(issuer);
         config.auth.audience = Some(AUDIENCE.to_owned());
-        config.limits.refusals_per_minute = 3;
+        config.limits.refusals_per_minute = limit;
         config.limits.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        config.limits.forwarded_header = header;
     })
     .await
     .expect("SQLite is always there");
-    let send = |forwarded: &'static str| {
-        app.client
-            .post(format!("{}/exchanges/apotti-to-kanta", app.base))
-            .header("x-forwarded-for", forwarded)
-            .json(&json!({}))
-            .send()
-    };
-    let mut first = Vec::new();
-    for _ in 0..4 {
-        first.push(
-            send("198.51.100.1")
-                .await
-                .expect("request")
-                .status()
-                .as_u16(),
-        );
-    }
-    assert_eq!(first, [401, 401, 401, 429]);
-    assert_eq!(send("198.51.100.2").await.expect("request").status(), 401);
-    // The nearest hop the trusted proxy saw is the client, not what that client claims.
-    assert_eq!(
-        send("198.51.100.1, 198.51.100.3")
-            .await
-            .expect("request")
-            .status(),
-        401
-    );
+    Some((app, (provider, keys)))
+}
+
+/// The OpenID Provider and its key directory, kept for as long as a test's gateway runs.
+type ProviderKeys = (OidcProvider, tempfile::TempDir);
+
+/// The status of an exchange posted without credentials with `header: value`, as the proxy
+/// would forward it.
+async fn forwarded_post(app: &TestApp, header: &str, value: &str) -> u16 {
+    app.client
+        .post(format!("{}/exchanges/apotti-to-kanta", app.base))
+        .header(header, value)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Stops `app` and checks that its log verifies and that the entries naming a peer are
+/// `expected` (event, peer), in order.
+async fn assert_logged_peers(app: TestApp, expected: &[(&str, &str)]) {
     let store = app.store.clone();
     let _data = app.stop_keeping_data().await;
     let (entries, intact) = log_of(&store).await;
@@ -662,17 +657,38 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_refusal_limit(
         .iter()
         .filter_map(|e| Some((e["event"].as_str()?, e["details"]["peer"].as_str()?)))
         .collect();
-    assert_eq!(
-        peers,
-        [
+    assert_eq!(peers, expected);
+}
+
+/// Behind a trusted proxy (`limits.trusted_proxies`), each client the proxy names in
+/// `X-Forwarded-For` has its own quota of logged refusals, and the log names that client;
+/// a hop the client adds itself in front is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_refusal_limit() {
+    let Some((app, _provider)) = behind_a_proxy(3, ForwardedHeader::XForwardedFor).await else {
+        return;
+    };
+    let send = |forwarded| forwarded_post(&app, "x-forwarded-for", forwarded);
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(send("198.51.100.1").await);
+    }
+    assert_eq!(first, [401, 401, 401, 429]);
+    assert_eq!(send("198.51.100.2").await, 401);
+    // The nearest hop the trusted proxy saw is the client, not what that client claims.
+    assert_eq!(send("198.51.100.1, 198.51.100.3").await, 401);
+    assert_logged_peers(
+        app,
+        &[
             ("access-refused", "198.51.100.1"),
             ("access-refused", "198.51.100.1"),
             ("access-refused", "198.51.100.1"),
             ("access-refusals-limited", "198.51.100.1"),
             ("access-refused", "198.51.100.2"),
             ("access-refused", "198.51.100.3"),
-        ]
-    );
+        ],
+    )
+    .await;
 }
 
 /// With `limits.forwarded_header = "forwarded"`, the trusted proxy's RFC 7239 `Forwarded`
@@ -680,26 +696,8 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_refusal_limit(
 /// pass on from the client unchecked, is not read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_proxy_that_sends_forwarded_that_header_names_the_client() {
-    let keys = tempfile::tempdir().expect("temp dir");
-    let Some(provider) = OidcProvider::start(keys.path(), &["key-1"], &[]) else {
+    let Some((app, _provider)) = behind_a_proxy(2, ForwardedHeader::Forwarded).await else {
         return;
-    };
-    let issuer = provider.issuer.clone();
-    let app = TestApp::start_with(Db::Sqlite, move |config| {
-        config.auth.issuer = Some(issuer);
-        config.auth.audience = Some(AUDIENCE.to_owned());
-        config.limits.refusals_per_minute = 2;
-        config.limits.trusted_proxies = vec!["127.0.0.1".to_owned()];
-        config.limits.forwarded_header = gateway::config::ForwardedHeader::Forwarded;
-    })
-    .await
-    .expect("SQLite is always there");
-    let send = |header: &'static str, value: &'static str| {
-        app.client
-            .post(format!("{}/exchanges/apotti-to-kanta", app.base))
-            .header(header, value)
-            .json(&json!({}))
-            .send()
     };
     let mut statuses = Vec::new();
     for value in [
@@ -708,38 +706,22 @@ async fn behind_a_proxy_that_sends_forwarded_that_header_names_the_client() {
         "for=198.51.100.1",
         r#"for="[2001:db8:0:1::7]:4711""#,
     ] {
-        statuses.push(
-            send("forwarded", value)
-                .await
-                .expect("request")
-                .status()
-                .as_u16(),
-        );
+        statuses.push(forwarded_post(&app, "forwarded", value).await);
     }
     assert_eq!(statuses, [401, 401, 429, 401]);
     assert_eq!(
-        send("x-forwarded-for", "198.51.100.9")
-            .await
-            .expect("request")
-            .status(),
+        forwarded_post(&app, "x-forwarded-for", "198.51.100.9").await,
         401
     );
-    let store = app.store.clone();
-    let _data = app.stop_keeping_data().await;
-    let (entries, intact) = log_of(&store).await;
-    assert!(intact);
-    let peers: Vec<(&str, &str)> = entries
-        .iter()
-        .filter_map(|e| Some((e["event"].as_str()?, e["details"]["peer"].as_str()?)))
-        .collect();
-    assert_eq!(
-        peers,
-        [
+    assert_logged_peers(
+        app,
+        &[
             ("access-refused", "198.51.100.1"),
             ("access-refused", "198.51.100.1"),
             ("access-refusals-limited", "198.51.100.1"),
             ("access-refused", "2001:db8:0:1::/64"),
             ("access-refused", "127.0.0.1"),
-        ]
-    );
+        ],
+    )
+    .await;
 }
