@@ -293,14 +293,7 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    let forwarded: Vec<&str> = request
-        .headers()
-        .get_all(guard.refusals.forwarded_header().name())
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    let source = guard.refusals.source(peer, &forwarded);
-    drop(forwarded);
+    let source = guard.refusals.source(peer, request.headers());
     drop(request);
     refuse(&guard, operation, refusal, source).await
 }

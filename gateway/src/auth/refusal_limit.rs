@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::HeaderMap;
 use ipnet::IpNet;
 use serde_json::json;
 
@@ -89,12 +90,6 @@ impl TrustedProxies {
         }
     }
 
-    /// The header whose values [`Self::client`] reads.
-    #[must_use]
-    pub fn header(&self) -> ForwardedHeader {
-        self.header
-    }
-
     fn trusts(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
         self.networks.iter().any(|net| net.contains(&address))
@@ -111,19 +106,33 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let hops: Vec<Option<IpAddr>> = match self.header {
-            ForwardedHeader::XForwardedFor => values
-                .iter()
-                .flat_map(|value| value.split(','))
-                .map(|hop| hop.trim().parse::<IpAddr>().ok())
-                .collect(),
-            ForwardedHeader::Forwarded => values
-                .iter()
-                .flat_map(|value| forwarded_for_nodes(value))
-                .collect(),
-        };
+        match self.header {
+            ForwardedHeader::XForwardedFor => self.nearest_untrusted(
+                peer,
+                values
+                    .iter()
+                    .rev()
+                    .flat_map(|value| value.rsplit(','))
+                    .map(|hop| hop.trim().parse::<IpAddr>().ok()),
+            ),
+            ForwardedHeader::Forwarded => self.nearest_untrusted(
+                peer,
+                values
+                    .iter()
+                    .rev()
+                    .flat_map(|value| forwarded_for_nodes(value).into_iter().rev()),
+            ),
+        }
+    }
+
+    /// The walk of [`Self::client`] over hops nearest first (`None`: not an address).
+    fn nearest_untrusted(
+        &self,
+        peer: IpAddr,
+        nearest_first: impl Iterator<Item = Option<IpAddr>>,
+    ) -> Option<IpAddr> {
         let mut client = peer;
-        for hop in hops.into_iter().rev() {
+        for hop in nearest_first {
             let Some(address) = hop else {
                 break;
             };
@@ -325,16 +334,15 @@ impl RefusalLimiter {
     }
 
     /// Where a request comes from: its peer, or the client a trusted proxy names
-    /// ([`TrustedProxies::client`]) in the values of the header [`Self::forwarded_header`].
+    /// ([`TrustedProxies::client`]) in the header `limits.forwarded_header` chooses.
     #[must_use]
-    pub fn source(&self, peer: Option<IpAddr>, forwarded: &[&str]) -> Source {
-        Source::of(self.proxies.client(peer, forwarded))
-    }
-
-    /// The header trusted proxies name clients in (`limits.forwarded_header`).
-    #[must_use]
-    pub fn forwarded_header(&self) -> ForwardedHeader {
-        self.proxies.header()
+    pub fn source(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Source {
+        let forwarded: Vec<&str> = headers
+            .get_all(self.proxies.header.name())
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        Source::of(self.proxies.client(peer, &forwarded))
     }
 
     /// Decides how the refusal of a request from `source` under `rule` is logged.
