@@ -8,7 +8,8 @@
 //! - the open loop again, right after that burst;
 //! - one NDJSON request of 100 000 records: records per second.
 //!
-//! `LOAD_BACKEND=sqlite|postgres` runs one backend only; `LOAD_ONLY=ndjson` only the stream.
+//! `LOAD_BACKEND=sqlite|postgres` runs one backend only; `LOAD_ONLY=ndjson` only the stream,
+//! `LOAD_RECORDS` sets its size. The stream also reports the process's CPU time per record.
 //! With `LOAD_KEEP_DATA=1` the stream's SQLite database is kept and its directory printed, to
 //! see where its bytes go (`sqlite3 gateway.db "SELECT name, count(*) FROM dbstat GROUP BY 1"`).
 //!
@@ -138,7 +139,21 @@ async fn open_loop(
     (ok, latencies)
 }
 
-async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64) {
+/// CPU time this process has used so far (all threads, user and system), from
+/// `/proc/self/stat`: the stream's CPU per record is steadier than its rate on a machine whose
+/// speed changes from minute to minute, and it counts server and client alike.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) start after its `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, 100 on every architecture Rust targets here.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One NDJSON request of `records` decisions: how many were accepted, records per second, and
+/// the process's CPU time per record (server and client) while it ran.
+async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64, Option<Duration>) {
     let mut body = Vec::new();
     for _ in 0..records {
         body.extend_from_slice(&decision(counter.fetch_add(1, Ordering::Relaxed)));
@@ -146,6 +161,7 @@ async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64)
     }
     let client = reqwest::Client::new();
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let response = client
         .post(format!("{base}/exchanges/apotti-to-kanta"))
         .header("content-type", "application/x-ndjson")
@@ -181,9 +197,32 @@ async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64)
         accepted += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .and_then(|(after, before)| after.checked_sub(before))
+        .and_then(|used| used.checked_div(u32::try_from(accepted.max(1)).ok()?));
     #[expect(clippy::cast_precision_loss, reason = "counts")]
     let rate = accepted as f64 / elapsed;
-    (accepted, rate)
+    (accepted, rate, cpu)
+}
+
+/// Records in the NDJSON request: 100 000, or `LOAD_RECORDS` (a few thousand are enough to
+/// count instructions per record under `valgrind --tool=callgrind`, with two sizes subtracted).
+fn stream_records() -> u64 {
+    std::env::var("LOAD_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000)
+}
+
+fn report_ndjson(name: &str, (accepted, rate, cpu): (u64, f64, Option<Duration>)) {
+    let cpu = cpu.map_or_else(String::new, |cpu| {
+        format!(", {:.0} µs of CPU per record", cpu.as_secs_f64() * 1e6)
+    });
+    println!(
+        "{name}: NDJSON, one request of {} records: {accepted} accepted, {rate:.0} records/s{cpu}",
+        stream_records()
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -264,8 +303,7 @@ fn main() {
             let counter = Arc::new(AtomicU64::new(0));
             let only = std::env::var("LOAD_ONLY").unwrap_or_default();
             if only == "ndjson" {
-                let (accepted, rate) = ndjson(&base, 100_000, Arc::clone(&counter)).await;
-                println!("{name}: NDJSON, one request of 100000 records: {accepted} accepted, {rate:.0} records/s");
+                report_ndjson(name, ndjson(&base, stream_records(), Arc::clone(&counter)).await);
                 let _ = stop.send(());
                 if std::env::var_os("LOAD_KEEP_DATA").is_some() {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -289,8 +327,7 @@ fn main() {
                     latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
                 );
             }
-            let (accepted, rate) = ndjson(&base, 100_000, Arc::clone(&counter)).await;
-            println!("{name}: NDJSON, one request of 100000 records: {accepted} accepted, {rate:.0} records/s");
+            report_ndjson(name, ndjson(&base, stream_records(), Arc::clone(&counter)).await);
             let _ = stop.send(());
         }
         if let Some(schema) = schema {

@@ -440,18 +440,16 @@ fn ndjson_exchange(state: AppState, direction: Direction, actor: Actor, body: Bo
             };
             let mut start = 0;
             let mut lines: Vec<(Vec<u8>, bool)> = Vec::new();
-            for (index, byte) in chunk.iter().enumerate() {
-                if *byte == b'\n' {
-                    let piece = &chunk[start..index];
-                    if !overflowed && buffer.len() + piece.len() <= max_line {
-                        buffer.extend_from_slice(piece);
-                    } else {
-                        overflowed = true;
-                    }
-                    lines.push((std::mem::take(&mut buffer), overflowed));
-                    overflowed = false;
-                    start = index + 1;
+            for index in memchr::memchr_iter(b'\n', &chunk) {
+                let piece = &chunk[start..index];
+                if !overflowed && buffer.len() + piece.len() <= max_line {
+                    buffer.extend_from_slice(piece);
+                } else {
+                    overflowed = true;
                 }
+                lines.push((std::mem::take(&mut buffer), overflowed));
+                overflowed = false;
+                start = index + 1;
             }
             let rest = &chunk[start..];
             if !overflowed && buffer.len() + rest.len() <= max_line {

@@ -51,6 +51,7 @@ pub fn load_engine(config: &Config, hasher: ClientHasher) -> anyhow::Result<Engi
         mappings,
         hasher,
         producer: config.producer.clone(),
+        context_values: crate::exchange::context_values(&config.producer),
     })
 }
 

@@ -6,6 +6,7 @@
 //! what it restored, so that a record mapped forward and then back gets its own ids again.
 
 use std::cell::{Cell, RefCell};
+use std::sync::{Arc, LazyLock};
 
 use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
@@ -24,13 +25,33 @@ fn look_up(crosswalk: &RefCell<Crosswalk>, kind: &str, key: &str) -> Option<Stri
     crosswalk.borrow().get(kind)?.get(key).cloned()
 }
 
+/// Named values a mapping reads (`from: context.<name>`), by name.
+pub type ContextValues = FxHashMap<String, Value>;
+
+/// The gateway's defaults for producer, language, custodian type and source system.
+static DEFAULT_VALUES: LazyLock<Arc<ContextValues>> = LazyLock::new(|| {
+    let mut values = ContextValues::default();
+    values.insert(
+        "producer".to_owned(),
+        json!({"vendor": "SOSKU-yhteistyö", "product": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")}),
+    );
+    values.insert("language".to_owned(), json!("fi"));
+    values.insert("custodian_type".to_owned(), json!("1"));
+    values.insert("source_system".to_owned(), json!("KANTA"));
+    Arc::new(values)
+});
+
 /// An in-memory context.
 #[derive(Debug)]
 pub struct LocalContext {
     root: String,
     year: i16,
     next: Cell<u64>,
-    values: FxHashMap<String, Value>,
+    /// Values every record of a run shares, made once (the service maps each record with a
+    /// context of its own, and building these per record showed in a stream's profile).
+    shared: Arc<ContextValues>,
+    /// This record's own values; a name here hides the same name in `shared`.
+    values: ContextValues,
     /// kind → source id → OID. Nested so that a look-up borrows its keys (no allocation).
     oids: RefCell<Crosswalk>,
     /// kind → OID → source id.
@@ -43,19 +64,18 @@ impl LocalContext {
     /// defaults for producer, language and custodian type.
     #[must_use]
     pub fn new(root: &str, year: i16) -> Self {
-        let mut values = FxHashMap::default();
-        values.insert(
-            "producer".to_owned(),
-            json!({"vendor": "SOSKU-yhteistyö", "product": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")}),
-        );
-        values.insert("language".to_owned(), json!("fi"));
-        values.insert("custodian_type".to_owned(), json!("1"));
-        values.insert("source_system".to_owned(), json!("KANTA"));
+        Self::with_shared(root, year, Arc::clone(&DEFAULT_VALUES))
+    }
+
+    /// A context allocating under `root` in `year` whose named values start as `shared`.
+    #[must_use]
+    pub fn with_shared(root: &str, year: i16, shared: Arc<ContextValues>) -> Self {
         Self {
             root: root.to_owned(),
             year,
             next: Cell::new(1),
-            values,
+            shared,
+            values: ContextValues::default(),
             oids: RefCell::new(FxHashMap::default()),
             ids: RefCell::new(FxHashMap::default()),
             allocate: true,
@@ -70,14 +90,17 @@ impl LocalContext {
         self
     }
 
+    /// Every named value, the shared ones included.
+    #[must_use]
+    pub fn into_values(self) -> ContextValues {
+        let mut values = Arc::unwrap_or_clone(self.shared);
+        values.extend(self.values);
+        values
+    }
+
     /// Sets a named value.
     pub fn set(&mut self, name: &str, value: Value) {
         self.values.insert(name.to_owned(), value);
-    }
-
-    /// Removes a named value.
-    pub fn unset(&mut self, name: &str) {
-        self.values.remove(name);
     }
 
     /// Records that `source_id` of `kind` is `oid`, both ways.
@@ -229,7 +252,7 @@ fn identity_oid(plan: &MappingPlan, record: &Value, context: &LocalContext) -> O
 
 impl MappingContext for LocalContext {
     fn value(&self, name: &str) -> Option<&Value> {
-        self.values.get(name)
+        self.values.get(name).or_else(|| self.shared.get(name))
     }
 
     fn oid_for(&self, kind: &str, source_id: &str) -> Option<String> {
