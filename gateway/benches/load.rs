@@ -27,11 +27,15 @@ use serde_json::{Value, json};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn decision(n: u64) -> Vec<u8> {
+/// The example decision every request sends, read once.
+static EXAMPLE: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../profiles/examples/apotti/SOSKU_DECISION/valid/positive-approved.json");
-    let mut record: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json")
+});
+
+fn decision(n: u64) -> Vec<u8> {
+    let mut record = EXAMPLE.clone();
     record["DECISION"]["DECISION_ID"] = json!(format!("SD-LOAD-{n}"));
     serde_json::to_vec(&record).expect("json")
 }
