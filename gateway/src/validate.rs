@@ -259,3 +259,26 @@ fn report(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_id_is_kept_to_its_first_64_characters() {
+        let long: String = "ä".repeat(70);
+        let id = record_id(&json!({"MSG_ID": long})).expect("id");
+        assert_eq!(id, "ä".repeat(64));
+        assert_eq!(
+            record_id(&json!({"header": {"documentOid": "1.2.3"}})).as_deref(),
+            Some("1.2.3")
+        );
+        let exactly: String = "x".repeat(64);
+        assert_eq!(
+            record_id(&json!({"EXPORT_ID": exactly.clone()})),
+            Some(exactly)
+        );
+        assert_eq!(record_id(&json!({"OTHER": "x"})), None);
+    }
+}

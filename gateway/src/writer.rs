@@ -14,7 +14,9 @@
 //! failed, or another process committed in between), the next batch is read and decided again
 //! under the lock, so the answers are always those of one batch after the other.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -423,22 +425,24 @@ fn facts<'a>(engine: &'a Engine, job: &Job) -> Option<Facts<'a>> {
     })
 }
 
-/// The batch's view of the database, updated as its jobs are decided.
+/// The batch's view of the database, updated as its jobs are decided. Its maps are Fx-hashed:
+/// SipHash showed in a stream's profile, and a batch holds at most `audit.max_batch` jobs'
+/// keys, so keys chosen to collide cannot cost more than that batch squared.
 #[derive(Default, Clone)]
 struct State {
     year: i64,
-    crosswalk: HashMap<Key, CrosswalkRow>,
-    by_set: HashMap<String, Key>,
-    cases: HashMap<(String, String), String>,
-    case_ids: HashMap<String, String>,
-    sequences: HashMap<(String, i64, i64), i64>,
+    crosswalk: FxHashMap<Key, CrosswalkRow>,
+    by_set: FxHashMap<String, Key>,
+    cases: FxHashMap<(String, String), String>,
+    case_ids: FxHashMap<String, String>,
+    sequences: FxHashMap<(String, i64, i64), i64>,
     touched_sequences: BTreeSet<(String, i64, i64)>,
     crosswalk_writes: Vec<KeyedCrosswalk>,
     /// Where each key's row is in `crosswalk_writes`: a key is written once per batch.
-    crosswalk_write_at: HashMap<Key, usize>,
+    crosswalk_write_at: FxHashMap<Key, usize>,
     new_cases: Vec<(String, String, String)>,
     documents: Vec<DocumentRow>,
-    bodies: HashMap<String, Arc<str>>,
+    bodies: FxHashMap<String, Arc<str>>,
     /// Whether new documents are stored packed (SQLite; see [`crate::document_codec`]).
     pack_documents: bool,
 }
@@ -553,7 +557,7 @@ async fn read_state(
         state.sequences.insert((root, arc, year), next);
     }
     // Earlier answers that resends will get again.
-    let made_before: HashMap<&str, &Arc<str>> = before
+    let made_before: FxHashMap<&str, &Arc<str>> = before
         .map(|before| {
             before
                 .documents
@@ -680,7 +684,7 @@ fn decide_in_parallel(
     facts: &[Option<Facts<'_>>],
 ) -> Option<Vec<(ExchangeResult, AuditEntry)>> {
     let mut steps = Vec::with_capacity(batch.len());
-    let mut made_here = std::collections::HashSet::new();
+    let mut made_here = rustc_hash::FxHashSet::default();
     for (job, facts) in batch.iter().zip(facts) {
         let step = step(engine, state, job, facts.as_ref());
         match &step {
