@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::audit::{self, Actor, AuditEntry, ClientHasher};
 use crate::config::Producer;
 use crate::mapping::MappingSet;
-use crate::mapping::context::{ContextValues, LocalContext};
+use crate::mapping::context::ContextValues;
 use crate::mapping::engine::Direction;
 use crate::outcome::{Issue, IssueCode};
 use crate::profiles::{ProfileRegistry, ProfileStamp};
@@ -159,26 +159,6 @@ pub struct Engine {
     /// The named values every mapping run reads from its context (producer, custodian type,
     /// language, source system), made once from `producer`.
     pub context_values: Arc<ContextValues>,
-}
-
-/// The context values of `producer`: the gateway's defaults with the configured producer
-/// block, custodian type and language.
-#[must_use]
-pub fn context_values(producer: &Producer) -> Arc<ContextValues> {
-    let mut values = LocalContext::new("", 0).into_values();
-    values.insert(
-        "producer".to_owned(),
-        serde_json::json!({"vendor": producer.vendor, "product": producer.product, "version": env!("CARGO_PKG_VERSION")}),
-    );
-    values.insert(
-        "custodian_type".to_owned(),
-        Value::String(producer.custodian_type.clone()),
-    );
-    values.insert(
-        "language".to_owned(),
-        Value::String(producer.language.clone()),
-    );
-    Arc::new(values)
 }
 
 /// Submits exchanges; clone freely.

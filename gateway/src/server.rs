@@ -51,7 +51,7 @@ pub fn load_engine(config: &Config, hasher: ClientHasher) -> anyhow::Result<Engi
         mappings,
         hasher,
         producer: config.producer.clone(),
-        context_values: crate::exchange::context_values(&config.producer),
+        context_values: Arc::new(crate::mapping::context::context_values(&config.producer)),
     })
 }
 

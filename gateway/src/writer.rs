@@ -15,11 +15,10 @@
 //! under the lock, so the answers are always those of one batch after the other.
 
 use std::collections::BTreeSet;
-
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 

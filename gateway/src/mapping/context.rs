@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::engine::{Direction, MappingContext};
 use super::plan::{Convert, MappingPlan, Source};
+use crate::config::Producer;
 
 /// Crosswalk kind of cases; all other kinds are documents.
 pub const CASE_KIND: &str = "case";
@@ -28,18 +29,24 @@ fn look_up(crosswalk: &RefCell<Crosswalk>, kind: &str, key: &str) -> Option<Stri
 /// Named values a mapping reads (`from: context.<name>`), by name.
 pub type ContextValues = FxHashMap<String, Value>;
 
-/// The gateway's defaults for producer, language, custodian type and source system.
-static DEFAULT_VALUES: LazyLock<Arc<ContextValues>> = LazyLock::new(|| {
+/// The named values of `producer`'s gateway: its producer block, custodian type and language,
+/// and the source system of documents mapped back (`KANTA`).
+#[must_use]
+pub fn context_values(producer: &Producer) -> ContextValues {
     let mut values = ContextValues::default();
     values.insert(
         "producer".to_owned(),
-        json!({"vendor": "SOSKU-yhteistyö", "product": "sosku-gateway", "version": env!("CARGO_PKG_VERSION")}),
+        json!({"vendor": producer.vendor, "product": producer.product, "version": env!("CARGO_PKG_VERSION")}),
     );
-    values.insert("language".to_owned(), json!("fi"));
-    values.insert("custodian_type".to_owned(), json!("1"));
+    values.insert("language".to_owned(), json!(producer.language));
+    values.insert("custodian_type".to_owned(), json!(producer.custodian_type));
     values.insert("source_system".to_owned(), json!("KANTA"));
-    Arc::new(values)
-});
+    values
+}
+
+/// The values of the default producer, for contexts made without one.
+static DEFAULT_VALUES: LazyLock<Arc<ContextValues>> =
+    LazyLock::new(|| Arc::new(context_values(&Producer::default())));
 
 /// An in-memory context.
 #[derive(Debug)]
@@ -88,14 +95,6 @@ impl LocalContext {
     pub fn without_allocation(mut self) -> Self {
         self.allocate = false;
         self
-    }
-
-    /// Every named value, the shared ones included.
-    #[must_use]
-    pub fn into_values(self) -> ContextValues {
-        let mut values = Arc::unwrap_or_clone(self.shared);
-        values.extend(self.values);
-        values
     }
 
     /// Sets a named value.
