@@ -317,6 +317,63 @@ async fn ndjson_stream(db: Db) {
 }
 on_both!(ndjson_streams_are_answered_line_by_line, ndjson_stream);
 
+/// With batches larger than one statement's rows (`audit.max_batch` raised above the 1 024
+/// rows PostgreSQL writes per statement, and SQLite's 200), a batch's rows are written, and its
+/// crosswalk read back for resends, in several statements: every record is stored once, a
+/// resend of the whole stream makes no new version, and the chain verifies.
+async fn batches_larger_than_one_statement(db: Db) {
+    let Some(app) = TestApp::start_with(db, |config| config.audit.max_batch = 4096).await else {
+        return;
+    };
+    let base = decision();
+    let mut body = String::new();
+    for n in 0..2500 {
+        let mut record = base.clone();
+        record["DECISION"]["DECISION_ID"] = json!(format!("SD-WIDE-{n}"));
+        body.push_str(&serde_json::to_string(&record).expect("json"));
+        body.push('\n');
+    }
+    let first = post_ndjson(&app, body.clone()).await;
+    let again = post_ndjson(&app, body).await;
+    assert_eq!(first.len(), 2500);
+    assert!(
+        first.iter().all(|l| l["outcome"] == "accepted"),
+        "{}",
+        first[0]
+    );
+    let documents = |lines: &[Value]| -> Vec<Value> {
+        lines.iter().map(|l| l["documentOid"].clone()).collect()
+    };
+    let distinct: std::collections::HashSet<String> = documents(&first)
+        .iter()
+        .filter_map(|oid| oid.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        2500,
+        "a document of its own for each record"
+    );
+    assert_eq!(
+        documents(&again),
+        documents(&first),
+        "resends get the same documents"
+    );
+    let count = |table| {
+        let store = app.store.clone();
+        async move { store.count(table).await.expect("count") }
+    };
+    assert_eq!(count(gateway::store::Table::Crosswalk).await, 2500);
+    assert_eq!(count(gateway::store::Table::Documents).await, 2500);
+    assert_eq!(count(gateway::store::Table::AuditLog).await, 5000);
+    let report = verify_intact(&app).await;
+    assert_eq!(report["entries"], 5000);
+    app.stop().await;
+}
+on_both!(
+    batches_larger_than_one_statement_are_written_whole,
+    batches_larger_than_one_statement
+);
+
 /// Records that depend on each other inside one stream (a revision after its first version, a
 /// resend, a conflict, a record that cannot be mapped) get the answers they would get one
 /// request at a time: the writer decides a batch's ids in order even when it maps in parallel.
