@@ -749,17 +749,18 @@ pub struct DocumentRow {
     pub exchange_id: String,
     /// The document, compact JSON text (shared with the answers that embed it).
     pub body: Arc<str>,
-    /// The body packed for SQLite ([`crate::document_codec`]), made beside the mapping; `None`
+    /// The body packed ([`crate::document_codec`]), made beside the mapping; `None`
     /// on PostgreSQL, which compresses the text itself.
     pub packed: Option<Vec<u8>>,
 }
 
-/// The select-list item that reads a document's body: on SQLite as bytes, since a body is a
-/// zstd frame (BLOB) or, written before packing, text.
+/// The select-list items that read a document's body: on SQLite as bytes, since a body is a
+/// zstd frame (BLOB) or, written before packing, text; on PostgreSQL the text column (rows
+/// written before packing) and the packed one.
 fn body_column(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "CAST(body AS BLOB) AS body",
-        Backend::Postgres => "body",
+        Backend::Postgres => "body, packed",
     }
 }
 
@@ -767,7 +768,10 @@ fn body_column(backend: Backend) -> &'static str {
 fn read_body(backend: Backend, row: &sqlx::any::AnyRow) -> Result<String, StoreError> {
     match backend {
         Backend::Sqlite => Ok(crate::document_codec::unpack(row.try_get("body")?)?),
-        Backend::Postgres => Ok(row.try_get("body")?),
+        Backend::Postgres => match row.try_get::<Option<Vec<u8>>, _>("packed")? {
+            Some(packed) => Ok(crate::document_codec::unpack(packed)?),
+            None => Ok(row.try_get("body")?),
+        },
     }
 }
 
@@ -781,10 +785,19 @@ pub async fn write_documents(
     rows: &[DocumentRow],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_rows(backend)) {
-        let sql = format!(
-            "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES {}",
-            value_rows(backend, chunk.len(), 5)
-        );
+        let sql = match backend {
+            // One column that holds either (SQLite keeps any value in any column).
+            Backend::Sqlite => format!(
+                "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) \
+                 VALUES {}",
+                value_rows(backend, chunk.len(), 5)
+            ),
+            Backend::Postgres => format!(
+                "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body, packed) \
+                 VALUES {}",
+                value_rows(backend, chunk.len(), 6)
+            ),
+        };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             query = query
@@ -792,9 +805,13 @@ pub async fn write_documents(
                 .bind(&row.set_oid)
                 .bind(row.version)
                 .bind(&row.exchange_id);
-            query = match &row.packed {
-                Some(packed) => query.bind(packed.as_slice()),
-                None => query.bind(&*row.body),
+            query = match (backend, &row.packed) {
+                (Backend::Sqlite, Some(packed)) => query.bind(packed.as_slice()),
+                (Backend::Sqlite, None) => query.bind(&*row.body),
+                (Backend::Postgres, Some(packed)) => {
+                    query.bind(None::<&str>).bind(Some(packed.as_slice()))
+                }
+                (Backend::Postgres, None) => query.bind(Some(&*row.body)).bind(None::<&[u8]>),
             };
         }
         query.execute(&mut **tx).await?;

@@ -442,8 +442,6 @@ struct State {
     new_cases: Vec<(String, String, String)>,
     documents: Vec<DocumentRow>,
     bodies: FxHashMap<String, Arc<str>>,
-    /// Whether new documents are stored packed (SQLite; see [`crate::document_codec`]).
-    pack_documents: bool,
 }
 
 impl State {
@@ -523,7 +521,6 @@ async fn read_state(
     }
     let mut state = State {
         year: current_year(),
-        pack_documents: backend == Backend::Sqlite,
         ..State::default()
     };
     let ids: Vec<String> = ids.into_iter().collect();
@@ -642,7 +639,8 @@ struct Planned<'b> {
     entry: AuditEntry,
     /// Forward only: the version this exchange makes, if its mapping succeeds.
     version: Option<NewVersion>,
-    /// Whether the document is also packed for storing (forward, on SQLite).
+    /// Whether the document is also packed for storing (forward: stored documents are packed
+    /// on both backends, see [`crate::document_codec`]).
     pack: bool,
 }
 
@@ -1023,7 +1021,7 @@ fn forward<'b>(
         context: Box::new(context),
         entry,
         version: Some(version),
-        pack: state.pack_documents,
+        pack: true,
     })
 }
 

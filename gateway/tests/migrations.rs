@@ -114,7 +114,7 @@ async fn upgrade_from_release_4(db: Db) {
     assert_eq!(pending[0].document_oid, "1.2.246.10.99.13.2026.2");
 
     // A body stored as text before documents were packed is read as it was written, beside a
-    // document written now (packed on SQLite).
+    // document written now (packed).
     let due = store
         .due_deliveries_with_documents("2027-01-01T00:00:00Z", 10)
         .await
@@ -123,9 +123,8 @@ async fn upgrade_from_release_4(db: Db) {
     assert_eq!(due[0].1, BODY_OF_RELEASE_4, "the delivery worker reads it");
     let new_body = r#"{"header":{"version":3},"body":{"note":"Åke Testinen, täydennetty"}}"#;
     let (mut tx, _, _) = store.begin_write().await.expect("write");
-    let packed = (backend == store::Backend::Sqlite)
-        .then(|| gateway::document_codec::pack(new_body))
-        .flatten();
+    let packed = gateway::document_codec::pack(new_body);
+    assert!(packed.is_some(), "the document packs");
     store::write_documents(
         backend,
         &mut tx,
@@ -141,6 +140,26 @@ async fn upgrade_from_release_4(db: Db) {
     .await
     .expect("write a document");
     tx.commit().await.expect("commit");
+    let stored_packed = match backend {
+        store::Backend::Sqlite => {
+            "SELECT CAST(typeof(body) = 'blob' AS BIGINT) FROM documents WHERE document_oid = $1"
+        }
+        store::Backend::Postgres => {
+            "SELECT CAST(CASE WHEN body IS NULL AND packed IS NOT NULL THEN 1 ELSE 0 END \
+             AS BIGINT) FROM documents WHERE document_oid = $1"
+        }
+    };
+    for (oid, packed) in [
+        ("1.2.246.10.99.13.2026.2", 0),
+        ("1.2.246.10.99.13.2026.3", 1),
+    ] {
+        let (found,): (i64,) = sqlx::query_as(stored_packed)
+            .bind(oid)
+            .fetch_one(store.pool())
+            .await
+            .expect("stored form");
+        assert_eq!(found, packed, "{oid}: 1 when stored packed");
+    }
     let oids = ["1.2.246.10.99.13.2026.2", "1.2.246.10.99.13.2026.3"].map(str::to_owned);
     let mut tx = store.begin_read().await.expect("read");
     let mut loaded = store::load_documents(backend, &mut tx, &oids)
