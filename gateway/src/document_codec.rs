@@ -1,18 +1,21 @@
-//! How SQLite keeps a stored document's body: as a zstd frame packed with a dictionary of
-//! Kanta-style documents, not as JSON text.
+//! How a stored document's body is kept: as a zstd frame packed with a dictionary of
+//! Kanta-style documents, not as JSON text, on both backends.
 //!
 //! Why: a mapped decision is about 2.6 KB of JSON, so with SQLite's 4 KB pages each document
 //! took a page of its own (4.1 KB per document in `dbstat`), and every byte is written twice
 //! (the write-ahead log, then the checkpoint). Small documents pack poorly on their own (a
 //! decision to 1.2 KB, at zstd's slowest on small inputs); with a dictionary trained on
 //! documents of the same profiles (`deploy/train-document-dictionary.sh`) it packs to about
-//! 0.5 KB, several times faster. PostgreSQL compresses large values itself (lz4 in TOAST,
-//! migration 0004), so there the body stays text.
+//! 0.5 KB, several times faster. PostgreSQL compressed the text itself (lz4 in TOAST, migration
+//! 0004) to about 1.6 KB, on the writer's one connection, where inserting a batch's documents
+//! was the longest statement of its write; packing runs beside the mapping, on every core
+//! (migration 0006).
 //!
-//! The column keeps its `TEXT` declaration: SQLite stores a BLOB in it as a BLOB, and a body
-//! written before packing (text) is read as it is. Reading tells the two apart by the first
-//! bytes: a zstd frame starts with its magic number, which is not valid UTF-8 and so cannot
-//! start a JSON text. A frame names its dictionary by id, so a later dictionary gets a new id
+//! On SQLite the column keeps its `TEXT` declaration: SQLite stores a BLOB in it as a BLOB, and
+//! a body written before packing (text) is read as it is. Reading tells the two apart by the
+//! first bytes: a zstd frame starts with its magic number, which is not valid UTF-8 and so
+//! cannot start a JSON text. On PostgreSQL a packed body goes in a `bytea` column of its own
+//! and rows written before keep their text. A frame names its dictionary by id, so a later dictionary gets a new id
 //! and the earlier ones stay here, to read what they packed.
 
 use std::cell::RefCell;
