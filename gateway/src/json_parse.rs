@@ -369,18 +369,25 @@ mod direct {
             }
             loop {
                 items.push(self.value(depth)?);
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => {
-                        self.at += 1;
-                        self.skip_whitespace();
-                    }
-                    b']' => {
-                        self.at += 1;
-                        return Some(Value::Array(items));
-                    }
-                    _ => return None,
+                if !self.another_item(b']')? {
+                    return Some(Value::Array(items));
                 }
+            }
+        }
+
+        /// After an item of an array or a member of an object: `Some(true)` past a comma (an
+        /// item follows), `Some(false)` past `close`, `None` at anything else.
+        fn another_item(&mut self, close: u8) -> Option<bool> {
+            self.skip_whitespace();
+            let byte = self.peek()?;
+            self.at += 1;
+            if byte == b',' {
+                self.skip_whitespace();
+                Some(true)
+            } else if byte == close {
+                Some(false)
+            } else {
+                None
             }
         }
 
@@ -409,17 +416,8 @@ mod direct {
                 self.skip_whitespace();
                 let value = self.value(depth)?;
                 members.push((key, value));
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => {
-                        self.at += 1;
-                        self.skip_whitespace();
-                    }
-                    b'}' => {
-                        self.at += 1;
-                        return Some(Value::Object(members.into_iter().collect()));
-                    }
-                    _ => return None,
+                if !self.another_item(b'}')? {
+                    return Some(Value::Object(members.into_iter().collect()));
                 }
             }
         }

@@ -282,6 +282,19 @@ async fn post_ndjson(app: &TestApp, body: String) -> Vec<Value> {
         .collect()
 }
 
+/// An NDJSON body of `count` decisions with ids `{prefix}-0`, `{prefix}-1`, …
+fn decisions_ndjson(prefix: &str, count: usize) -> String {
+    let base = decision();
+    let mut body = String::new();
+    for n in 0..count {
+        let mut record = base.clone();
+        record["DECISION"]["DECISION_ID"] = json!(format!("{prefix}-{n}"));
+        body.push_str(&serde_json::to_string(&record).expect("json"));
+        body.push('\n');
+    }
+    body
+}
+
 async fn ndjson_stream(db: Db) {
     let Some(app) = TestApp::start(db).await else {
         return;
@@ -325,14 +338,7 @@ async fn batches_larger_than_one_statement(db: Db) {
     let Some(app) = TestApp::start_with(db, |config| config.audit.max_batch = 4096).await else {
         return;
     };
-    let base = decision();
-    let mut body = String::new();
-    for n in 0..2500 {
-        let mut record = base.clone();
-        record["DECISION"]["DECISION_ID"] = json!(format!("SD-WIDE-{n}"));
-        body.push_str(&serde_json::to_string(&record).expect("json"));
-        body.push('\n');
-    }
+    let body = decisions_ndjson("SD-WIDE", 2500);
     let first = post_ndjson(&app, body.clone()).await;
     let again = post_ndjson(&app, body).await;
     assert_eq!(first.len(), 2500);
@@ -740,14 +746,7 @@ async fn graceful_shutdown_finishes_in_flight_exchanges() {
     let Some(app) = TestApp::start(Db::Sqlite).await else {
         return;
     };
-    let base = decision();
-    let mut body = String::new();
-    for n in 0..3000 {
-        let mut record = base.clone();
-        record["DECISION"]["DECISION_ID"] = json!(format!("SD-SHUT-{n}"));
-        body.push_str(&serde_json::to_string(&record).expect("json"));
-        body.push('\n');
-    }
+    let body = decisions_ndjson("SD-SHUT", 3000);
     let (client, url) = (
         app.client.clone(),
         format!("{}/exchanges/apotti-to-kanta", app.base),
