@@ -15,8 +15,8 @@
 //! a body written before packing (text) is read as it is. Reading tells the two apart by the
 //! first bytes: a zstd frame starts with its magic number, which is not valid UTF-8 and so
 //! cannot start a JSON text. On PostgreSQL a packed body goes in a `bytea` column of its own
-//! and rows written before keep their text. A frame names its dictionary by id, so a later dictionary gets a new id
-//! and the earlier ones stay here, to read what they packed.
+//! and rows written before keep their text. A frame names its dictionary by id, so a later
+//! dictionary gets a new id and the earlier ones stay here, to read what they packed.
 
 use std::cell::RefCell;
 use std::sync::LazyLock;

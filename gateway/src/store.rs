@@ -749,8 +749,8 @@ pub struct DocumentRow {
     pub exchange_id: String,
     /// The document, compact JSON text (shared with the answers that embed it).
     pub body: Arc<str>,
-    /// The body packed ([`crate::document_codec`]), made beside the mapping; `None`
-    /// on PostgreSQL, which compresses the text itself.
+    /// The body packed ([`crate::document_codec`]), made beside the mapping; `None` when it
+    /// could not be packed, and the text is stored as it is.
     pub packed: Option<Vec<u8>>,
 }
 

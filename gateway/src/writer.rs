@@ -637,11 +637,9 @@ struct Planned<'b> {
     direction: Direction,
     context: Box<LocalContext>,
     entry: AuditEntry,
-    /// Forward only: the version this exchange makes, if its mapping succeeds.
+    /// Forward only: the version this exchange makes, if its mapping succeeds (its document
+    /// is then stored, packed: see [`crate::document_codec`]).
     version: Option<NewVersion>,
-    /// Whether the document is also packed for storing (forward: stored documents are packed
-    /// on both backends, see [`crate::document_codec`]).
-    pack: bool,
 }
 
 /// The crosswalk row and document a forward exchange makes.
@@ -743,7 +741,7 @@ struct MappedText {
     text: Option<Arc<str>>,
     /// The digest of `text` (the audit entry's output digest), made beside the mapping.
     digest: Option<String>,
-    /// `text` packed for storing, when the plan asks for it; also made beside the mapping.
+    /// `text` packed for storing, when it is stored (forward); also made beside the mapping.
     packed: Option<Vec<u8>>,
     issues: Vec<Issue>,
 }
@@ -768,7 +766,7 @@ fn map_to_text(engine: &Engine, planned: &Planned<'_>) -> MappedText {
     );
     let digest = text.as_deref().map(|text| audit::digest(text.as_bytes()));
     let packed = match &text {
-        Some(text) if planned.pack => crate::document_codec::pack(text),
+        Some(text) if planned.version.is_some() => crate::document_codec::pack(text),
         _ => None,
     };
     MappedText {
@@ -1021,7 +1019,6 @@ fn forward<'b>(
         context: Box::new(context),
         entry,
         version: Some(version),
-        pack: true,
     })
 }
 
@@ -1126,7 +1123,6 @@ fn backward<'b>(
         context: Box::new(context),
         entry,
         version: None,
-        pack: false,
     })
 }
 
