@@ -148,9 +148,19 @@ impl Pipeline {
             self.decided_ahead += 1;
         }
         match lock_and_decide(&engine, &self.store, &batch, &facts, ahead, &mut timings).await {
-            Ok((results, writes, tx)) => {
+            Ok(Locked {
+                results,
+                writes,
+                entries,
+                tx,
+            }) => {
                 drop(facts);
-                let task = tokio::spawn(write(self.store.backend(), tx, Arc::clone(&writes)));
+                let task = tokio::spawn(write(
+                    self.store.backend(),
+                    tx,
+                    Arc::clone(&writes),
+                    entries,
+                ));
                 if had_ahead && !timings.ahead {
                     self.decided_again += 1;
                 }
@@ -220,14 +230,24 @@ fn refuse_all(jobs: Vec<Job>, error: &str) {
 }
 
 /// What one batch writes; also what the next batch, decided while this one commits, builds on.
+/// Its audit entries are not here: the next batch needs only the chain head they leave, so
+/// they go to [`write`] by value and their texts are bound without a copy.
 struct Writes {
     documents: Vec<DocumentRow>,
     crosswalk: Vec<KeyedCrosswalk>,
     cases: Vec<(String, String, String)>,
     sequences: Vec<(String, i64, i64, i64)>,
-    entries: Vec<EntryRow>,
     /// The chain head once this batch is committed.
     head: (i64, String),
+}
+
+/// A batch decided under the chain-head lock, ready for [`write`].
+struct Locked {
+    results: Vec<ExchangeResult>,
+    writes: Arc<Writes>,
+    entries: Vec<EntryRow>,
+    /// Holds the lock until [`write`] commits.
+    tx: Tx,
 }
 
 /// A batch decided: its answers and audit entries, and the state they leave.
@@ -294,7 +314,7 @@ async fn lock_and_decide(
     facts: &[Option<Facts<'_>>],
     ahead: Option<Decided>,
     timings: &mut Timings,
-) -> Result<(Vec<ExchangeResult>, Arc<Writes>, Tx), StoreError> {
+) -> Result<Locked, StoreError> {
     let backend = store.backend();
     let clock = Instant::now();
     let (mut tx, mut seq, mut hash) = store.begin_write().await?;
@@ -329,16 +349,16 @@ async fn lock_and_decide(
         let entry_hash = audit::chain_hash(&hash, &json);
         entries.push(EntryRow {
             seq,
-            exchange_id: entry.exchange_id.clone(),
-            recorded_at: entry.recorded_at.clone(),
+            exchange_id: entry.exchange_id,
+            recorded_at: entry.recorded_at,
             entry: json,
             prev_hash: std::mem::replace(&mut hash, entry_hash.clone()),
             entry_hash,
-            client_hash: entry.client_hash.clone(),
-            actor: entry.actor.subject.clone(),
-            outcome: entry.outcome.clone(),
-            record_type: entry.record_type.clone(),
-            direction: entry.direction.clone(),
+            client_hash: entry.client_hash,
+            actor: entry.actor.subject,
+            outcome: entry.outcome,
+            record_type: entry.record_type,
+            direction: entry.direction,
         });
         results.push(result);
     }
@@ -359,10 +379,14 @@ async fn lock_and_decide(
         crosswalk: state.crosswalk_writes,
         cases: state.new_cases,
         sequences,
-        entries,
         head: (seq, hash),
     });
-    Ok((results, writes, tx))
+    Ok(Locked {
+        results,
+        writes,
+        entries,
+        tx,
+    })
 }
 
 /// Writes a batch's rows and commits; returns how long each took.
@@ -370,6 +394,7 @@ async fn write(
     backend: Backend,
     mut tx: Tx,
     writes: Arc<Writes>,
+    entries: Vec<EntryRow>,
 ) -> Result<(Duration, Duration), StoreError> {
     let clock = Instant::now();
     store::write_documents(backend, &mut tx, &writes.documents).await?;
@@ -377,7 +402,7 @@ async fn write(
     store::write_crosswalk(backend, &mut tx, &writes.crosswalk).await?;
     store::write_cases(backend, &mut tx, &writes.cases).await?;
     store::write_sequences(backend, &mut tx, &writes.sequences).await?;
-    store::write_entries(backend, &mut tx, &writes.entries).await?;
+    store::write_entries(backend, &mut tx, entries).await?;
     store::set_head(&mut tx, writes.head.0, &writes.head.1).await?;
     let written = clock.elapsed();
     let clock = Instant::now();
@@ -497,6 +522,7 @@ async fn read_state(
     facts: &[Option<Facts<'_>>],
     before: Option<&Writes>,
 ) -> Result<State, StoreError> {
+    store::look_up_by_index(backend, tx).await?;
     let mut ids = BTreeSet::new();
     let mut set_oids = BTreeSet::new();
     let mut case_ids = BTreeSet::new();
@@ -1341,10 +1367,10 @@ mod tests {
         batch: &[Job],
     ) -> Result<Vec<ExchangeResult>, StoreError> {
         let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(engine, job)).collect();
-        let (results, writes, tx) =
+        let locked =
             lock_and_decide(engine, store, batch, &facts, None, &mut Timings::default()).await?;
-        write(store.backend(), tx, writes).await?;
-        Ok(results)
+        write(store.backend(), locked.tx, locked.writes, locked.entries).await?;
+        Ok(locked.results)
     }
 
     /// The answers of `batch` committed one job at a time, on a store of their own.
@@ -1499,7 +1525,12 @@ mod tests {
         let shared = store(&dir).await;
         let first = jobs(&engine, records.clone());
         let first_facts: Vec<_> = first.iter().map(|job| facts(&engine, job)).collect();
-        let (mut results, first_writes, tx) = lock_and_decide(
+        let Locked {
+            mut results,
+            writes: first_writes,
+            entries,
+            tx,
+        } = lock_and_decide(
             &engine,
             &shared,
             &first,
@@ -1523,10 +1554,15 @@ mod tests {
         )
         .await
         .expect("read while the first batch is written");
-        write(shared.backend(), tx, first_writes)
+        write(shared.backend(), tx, first_writes, entries)
             .await
             .expect("first commit");
-        let (mut second_results, second_writes, tx) = lock_and_decide(
+        let Locked {
+            results: mut second_results,
+            writes: second_writes,
+            entries,
+            tx,
+        } = lock_and_decide(
             &engine,
             &shared,
             &second,
@@ -1537,7 +1573,7 @@ mod tests {
         .await
         .expect("second batch");
         assert!(timings.ahead, "the decision made ahead held");
-        write(shared.backend(), tx, second_writes)
+        write(shared.backend(), tx, second_writes, entries)
             .await
             .expect("second commit");
         results.append(&mut second_results);
