@@ -559,6 +559,11 @@ pub struct KeyedCrosswalk {
     pub source_id: String,
     /// The row.
     pub row: CrosswalkRow,
+    /// Whether the key has a row in the database by the time this one is written (it was read
+    /// from there, or a batch committed before wrote it). Such rows are updated; the others
+    /// are inserted, and an insert that finds its key taken fails the batch instead of
+    /// overwriting a row its writer did not see.
+    pub stored: bool,
 }
 
 /// Makes the rest of `tx` find rows through their indexes, on PostgreSQL.
@@ -633,6 +638,7 @@ pub async fn load_crosswalk(
                     content_digest: row.try_get("content_digest")?,
                     exchange_id: row.try_get("exchange_id")?,
                 },
+                stored: true,
             })
         })
         .collect()
@@ -715,23 +721,43 @@ pub async fn write_sequences(
     Ok(())
 }
 
-/// Inserts or updates crosswalk rows (one row per key).
+/// Inserts or updates crosswalk rows (one row per key): new keys with a plain `INSERT`, keys
+/// already [stored](KeyedCrosswalk::stored) with `INSERT … ON CONFLICT DO UPDATE`. Most of a
+/// stream's records are new, and on PostgreSQL the upsert's speculative insertion made that
+/// statement take 10 – 12 ms per 1 024 new rows against 7 ms for the plain insert.
 ///
 /// # Errors
-/// Database errors.
+/// Database errors, among them a new row whose key or set OID is taken.
 pub async fn write_crosswalk(
     backend: Backend,
     tx: &mut Tx,
     rows: &[KeyedCrosswalk],
 ) -> Result<(), StoreError> {
+    let (stored, new): (Vec<&KeyedCrosswalk>, Vec<&KeyedCrosswalk>) =
+        rows.iter().partition(|row| row.stored);
+    insert_crosswalk(backend, tx, &new, "").await?;
+    insert_crosswalk(
+        backend,
+        tx,
+        &stored,
+        " ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
+         latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
+         latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
+         exchange_id = excluded.exchange_id",
+    )
+    .await
+}
+
+async fn insert_crosswalk(
+    backend: Backend,
+    tx: &mut Tx,
+    rows: &[&KeyedCrosswalk],
+    on_conflict: &str,
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_rows(backend)) {
         let sql = format!(
             "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
-             latest_document, latest_revision, content_digest, exchange_id) VALUES {} \
-             ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
-             latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
-             latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
-             exchange_id = excluded.exchange_id",
+             latest_document, latest_revision, content_digest, exchange_id) VALUES {}{on_conflict}",
             value_rows(backend, chunk.len(), 9)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

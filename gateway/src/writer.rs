@@ -481,7 +481,9 @@ impl State {
 
     fn put_crosswalk(&mut self, key: Key, row: CrosswalkRow) {
         self.by_set.insert(row.set_oid.clone(), key.clone());
-        self.crosswalk.insert(key.clone(), row.clone());
+        // Read from the database or written by the batch before (committed by the time this
+        // batch writes): either way the key has a row when this one is written.
+        let stored = self.crosswalk.insert(key.clone(), row.clone()).is_some();
         if let Some(&at) = self.crosswalk_write_at.get(&key)
             && let Some(write) = self.crosswalk_writes.get_mut(at)
         {
@@ -495,6 +497,7 @@ impl State {
             record_type: key.1,
             source_id: key.2,
             row,
+            stored,
         });
     }
 

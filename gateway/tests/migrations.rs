@@ -45,8 +45,14 @@ const ROWS_OF_RELEASE_4: &str = "\
 /// The document body in [`ROWS_OF_RELEASE_4`], stored as text.
 const BODY_OF_RELEASE_4: &str = r#"{"header":{"version":2},"body":{"note":"Åke Testinen"}}"#;
 
-/// A crosswalk row of a decision in the set `1.2.246.10.99.13.2026.1`.
-fn decision_version(source_id: &str, version: i64, document_oid: &str) -> KeyedCrosswalk {
+/// A crosswalk row of a decision in the set `1.2.246.10.99.13.2026.1`; `stored` says whether
+/// its writer saw the key in the database.
+fn decision_version(
+    source_id: &str,
+    version: i64,
+    document_oid: &str,
+    stored: bool,
+) -> KeyedCrosswalk {
     KeyedCrosswalk {
         source_system: "APOTTI".to_owned(),
         record_type: "decision".to_owned(),
@@ -59,6 +65,7 @@ fn decision_version(source_id: &str, version: i64, document_oid: &str) -> KeyedC
             content_digest: format!("sha256:{version:02}"),
             exchange_id: format!("ex-{version}"),
         },
+        stored,
     }
 }
 
@@ -182,9 +189,19 @@ async fn upgrade_from_release_4(db: Db) {
         );
     }
 
+    // A writer that did not see the stored row cannot overwrite it.
+    let (mut tx, _, _) = store.begin_write().await.expect("write");
+    let unseen = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3", false);
+    assert!(
+        store::write_crosswalk(backend, &mut tx, &[unseen])
+            .await
+            .is_err(),
+        "a key written as new that is taken fails the batch"
+    );
+    tx.rollback().await.expect("rollback");
     // The key still identifies one row: writing it again updates it in place.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
-    let revised = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3");
+    let revised = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3", true);
     store::write_crosswalk(backend, &mut tx, &[revised])
         .await
         .expect("upsert");
@@ -192,7 +209,7 @@ async fn upgrade_from_release_4(db: Db) {
     assert_eq!(store.count(Table::Crosswalk).await.expect("count"), 1);
     // And a second record cannot take the same set OID.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
-    let thief = decision_version("SD-UPGRADE-2", 1, "1.2.246.10.99.13.2026.9");
+    let thief = decision_version("SD-UPGRADE-2", 1, "1.2.246.10.99.13.2026.9", false);
     assert!(
         store::write_crosswalk(backend, &mut tx, &[thief])
             .await
