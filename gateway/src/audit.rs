@@ -239,7 +239,7 @@ pub const TRANSFER_MEMBERS: [&str; 2] = ["MSG_ID", "MSG_DTTM"];
 /// entry's input digest) and `content` over the same without the [`TRANSFER_MEMBERS`] (what
 /// decides "the same content again"). Each equals [`digest`] of `serde_json::to_vec` of the
 /// record, or of the record without those members; the text is written by
-/// [`json_text`](crate::json_text), which writes the same bytes faster.
+/// [`json_text`], which writes the same bytes faster.
 #[must_use]
 pub fn record_digests(record: &Value) -> RecordDigests {
     let Some(members) = record.as_object() else {

@@ -11,7 +11,7 @@
 //! The value is the one `serde_json::from_str::<Value>` gives, duplicate keys included (the last
 //! one wins in both), and so are the errors.
 //!
-//! Two readers do this. [`direct`] reads the text the way almost every record is written (its
+//! Two readers do this. `direct` reads the text the way almost every record is written (its
 //! integers, strings with or without escapes, any nesting up to a hundred levels) straight into
 //! values, without `serde`'s visitor calls between each token and the value it becomes; it gives
 //! up, without an error, at anything else: a number with a fraction or an exponent (whose
