@@ -9,7 +9,8 @@
 //! - one NDJSON request of 100 000 records: records per second.
 //!
 //! `LOAD_BACKEND=sqlite|postgres` runs one backend only; `LOAD_ONLY=ndjson` only the stream,
-//! `LOAD_RECORDS` sets its size. The stream also reports the process's CPU time per record.
+//! `LOAD_RECORDS` sets its size. The stream also reports the process's CPU time per record,
+//! and on PostgreSQL that of the database server's processes (read from `/proc`).
 //! With `LOAD_KEEP_DATA=1` the stream's SQLite database is kept and its directory printed, to
 //! see where its bytes go (`sqlite3 gateway.db "SELECT name, count(*) FROM dbstat GROUP BY 1"`).
 //!
@@ -179,9 +180,46 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// One NDJSON request of `records` decisions: how many were accepted, records per second, and
-/// the process's CPU time per record (server and client) while it ran.
-async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64, Option<Duration>) {
+/// CPU time used so far by every process named `postgres` on this machine (user and system,
+/// with their ended children's), from `/proc`: the database server shares the two cores with
+/// the gateway and its client, and this shows its part of a record's cost. Meaningful only
+/// when the gateway's PostgreSQL runs here, as the bench's does.
+fn postgres_cpu() -> Option<Duration> {
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime, stime, cutime, cstime.
+        ticks += fields
+            .get(11..15)?
+            .iter()
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// What one NDJSON request measured.
+struct Stream {
+    accepted: u64,
+    /// Records per second.
+    rate: f64,
+    /// This process's CPU time per record (server and client).
+    cpu: Option<Duration>,
+    /// PostgreSQL's processes' CPU time per record over the same time.
+    database_cpu: Option<Duration>,
+}
+
+/// One NDJSON request of `records` decisions.
+async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> Stream {
     let mut body = Vec::new();
     for _ in 0..records {
         body.extend_from_slice(&decision(counter.fetch_add(1, Ordering::Relaxed)));
@@ -190,6 +228,7 @@ async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64,
     let client = reqwest::Client::new();
     let started = Instant::now();
     let cpu_before = process_cpu();
+    let database_cpu_before = postgres_cpu();
     let response = client
         .post(format!("{base}/exchanges/apotti-to-kanta"))
         .header("content-type", "application/x-ndjson")
@@ -225,13 +264,20 @@ async fn ndjson(base: &str, records: u64, counter: Arc<AtomicU64>) -> (u64, f64,
         accepted += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = process_cpu()
-        .zip(cpu_before)
-        .and_then(|(after, before)| after.checked_sub(before))
-        .and_then(|used| used.checked_div(u32::try_from(accepted.max(1)).ok()?));
+    let per_record = |after: Option<Duration>, before: Option<Duration>| {
+        after
+            .zip(before)
+            .and_then(|(after, before)| after.checked_sub(before))
+            .and_then(|used| used.checked_div(u32::try_from(accepted.max(1)).ok()?))
+    };
     #[expect(clippy::cast_precision_loss, reason = "counts")]
     let rate = accepted as f64 / elapsed;
-    (accepted, rate, cpu)
+    Stream {
+        accepted,
+        rate,
+        cpu: per_record(process_cpu(), cpu_before),
+        database_cpu: per_record(postgres_cpu(), database_cpu_before),
+    }
 }
 
 /// Records in the NDJSON request: 100 000, or `LOAD_RECORDS` (a few thousand are enough to
@@ -243,13 +289,23 @@ fn stream_records() -> u64 {
         .unwrap_or(100_000)
 }
 
-fn report_ndjson(name: &str, (accepted, rate, cpu): (u64, f64, Option<Duration>)) {
-    let cpu = cpu.map_or_else(String::new, |cpu| {
+fn report_ndjson(name: &str, stream: &Stream) {
+    let mut cpu = stream.cpu.map_or_else(String::new, |cpu| {
         format!(", {:.0} µs of CPU per record", cpu.as_secs_f64() * 1e6)
     });
+    if name == "postgres"
+        && let Some(database) = stream.database_cpu.filter(|used| !used.is_zero())
+    {
+        cpu.push_str(&format!(
+            " (and {:.0} µs in PostgreSQL's processes)",
+            database.as_secs_f64() * 1e6
+        ));
+    }
     println!(
-        "{name}: NDJSON, one request of {} records: {accepted} accepted, {rate:.0} records/s{cpu}",
-        stream_records()
+        "{name}: NDJSON, one request of {} records: {} accepted, {:.0} records/s{cpu}",
+        stream_records(),
+        stream.accepted,
+        stream.rate,
     );
 }
 
@@ -331,7 +387,7 @@ fn main() {
             let counter = Arc::new(AtomicU64::new(0));
             let only = std::env::var("LOAD_ONLY").unwrap_or_default();
             if only == "ndjson" {
-                report_ndjson(name, ndjson(&base, stream_records(), Arc::clone(&counter)).await);
+                report_ndjson(name, &ndjson(&base, stream_records(), Arc::clone(&counter)).await);
                 let _ = stop.send(());
                 if std::env::var_os("LOAD_KEEP_DATA").is_some() {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -355,7 +411,7 @@ fn main() {
                     latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
                 );
             }
-            report_ndjson(name, ndjson(&base, stream_records(), Arc::clone(&counter)).await);
+            report_ndjson(name, &ndjson(&base, stream_records(), Arc::clone(&counter)).await);
             let _ = stop.send(());
         }
         if let Some(schema) = schema {
