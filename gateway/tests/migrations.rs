@@ -190,15 +190,11 @@ async fn upgrade_from_release_4(db: Db) {
     }
 
     // A writer that did not see the stored row cannot overwrite it.
-    let (mut tx, _, _) = store.begin_write().await.expect("write");
     let unseen = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3", false);
     assert!(
-        store::write_crosswalk(backend, &mut tx, &[unseen])
-            .await
-            .is_err(),
+        crosswalk_write_fails(&store, unseen).await,
         "a key written as new that is taken fails the batch"
     );
-    tx.rollback().await.expect("rollback");
     // The key still identifies one row: writing it again updates it in place.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
     let revised = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3", true);
@@ -208,14 +204,22 @@ async fn upgrade_from_release_4(db: Db) {
     tx.commit().await.expect("commit");
     assert_eq!(store.count(Table::Crosswalk).await.expect("count"), 1);
     // And a second record cannot take the same set OID.
-    let (mut tx, _, _) = store.begin_write().await.expect("write");
     let thief = decision_version("SD-UPGRADE-2", 1, "1.2.246.10.99.13.2026.9", false);
     assert!(
-        store::write_crosswalk(backend, &mut tx, &[thief])
-            .await
-            .is_err(),
+        crosswalk_write_fails(&store, thief).await,
         "set OIDs stay unique"
     );
+}
+
+/// Whether writing `row` in a write transaction of its own fails (the transaction is then
+/// rolled back).
+async fn crosswalk_write_fails(store: &Store, row: KeyedCrosswalk) -> bool {
+    let (mut tx, _, _) = store.begin_write().await.expect("write");
+    let failed = store::write_crosswalk(store.backend(), &mut tx, &[row])
+        .await
+        .is_err();
+    tx.rollback().await.expect("rollback");
+    failed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
