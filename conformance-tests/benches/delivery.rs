@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-/// mimalloc, as in the gateway: the archive builds and drops many small JSON values per
+/// mimalloc: the archive builds and drops many small JSON values per
 /// document, where the system allocator costs a fifth of the time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -26,7 +26,7 @@ use gateway::server::App;
 use serde_json::{Value, json};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The example decision every request sends, read once and written out around the one member
 /// that changes: the client makes each record by joining three pieces of text, so that its own

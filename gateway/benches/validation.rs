@@ -7,7 +7,7 @@ use std::fs;
 use std::hint::black_box;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
