@@ -103,6 +103,8 @@ struct Timings {
     lock: Duration,
     read: Duration,
     decide: Duration,
+    /// Writing the entries' texts and chaining them.
+    chain: Duration,
     write: Duration,
     commit: Duration,
 }
@@ -256,12 +258,65 @@ struct Locked {
 struct Decided {
     state: State,
     decided: Vec<(ExchangeResult, AuditEntry)>,
-    /// The chain head this decision assumes; `None` when made under the lock.
-    assumes: Option<(i64, String)>,
 }
 
-/// Reads and decides `batch` while the batch before is being written, on top of its `writes`.
-/// `None` when the database cannot be read now; the batch is then decided under the lock.
+/// A batch decided while the batch before is written, its entries already chained onto the
+/// head that batch leaves: if that is still the head under the lock, the batch is written as
+/// it is, and nothing but taking the lock stands between the two batches' writes.
+struct Ahead {
+    state: State,
+    chained: Chained,
+    /// The chain head the entries were chained onto.
+    assumes: (i64, String),
+}
+
+/// A batch's answers, and its audit entries as rows: their texts and their links in the chain.
+struct Chained {
+    results: Vec<ExchangeResult>,
+    entries: Vec<EntryRow>,
+    /// The chain head after the batch's entries.
+    head: (i64, String),
+}
+
+/// Writes the texts of `decided`'s entries (side by side) and chains them, one after the
+/// other, onto `head`.
+fn chain(
+    decided: Vec<(ExchangeResult, AuditEntry)>,
+    head: (i64, String),
+) -> Result<Chained, StoreError> {
+    let (mut seq, mut hash) = head;
+    let texts = parallel::map_slice(&decided, |(_, entry)| audit::canonical(entry));
+    let mut results = Vec::with_capacity(decided.len());
+    let mut entries = Vec::with_capacity(decided.len());
+    for ((result, entry), json) in decided.into_iter().zip(texts) {
+        seq += 1;
+        let json = json.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+        let entry_hash = audit::chain_hash(&hash, &json);
+        entries.push(EntryRow {
+            seq,
+            exchange_id: entry.exchange_id,
+            recorded_at: entry.recorded_at,
+            entry: json,
+            prev_hash: std::mem::replace(&mut hash, entry_hash.clone()),
+            entry_hash,
+            client_hash: entry.client_hash,
+            actor: entry.actor.subject,
+            outcome: entry.outcome,
+            record_type: entry.record_type,
+            direction: entry.direction,
+        });
+        results.push(result);
+    }
+    Ok(Chained {
+        results,
+        entries,
+        head: (seq, hash),
+    })
+}
+
+/// Reads and decides `batch` while the batch before is being written, on top of its `writes`,
+/// and chains its entries onto the head those leave. `None` when the database cannot be read
+/// now; the batch is then decided under the lock.
 async fn decide_ahead(
     engine: &Engine,
     store: &Store,
@@ -269,7 +324,7 @@ async fn decide_ahead(
     facts: &[Option<Facts<'_>>],
     writes: &Writes,
     timings: &mut Timings,
-) -> Option<Decided> {
+) -> Option<Ahead> {
     let clock = Instant::now();
     let state = read_ahead(store, batch, facts, writes).await?;
     timings.read = clock.elapsed();
@@ -282,10 +337,14 @@ async fn decide_ahead(
         }
     };
     timings.decide = clock.elapsed();
+    let clock = Instant::now();
+    let chained = chain(decided.decided, writes.head.clone()).ok()?;
+    timings.chain = clock.elapsed();
     timings.ahead = true;
-    Some(Decided {
-        assumes: Some(writes.head.clone()),
-        ..decided
+    Some(Ahead {
+        state: decided.state,
+        chained,
+        assumes: writes.head.clone(),
     })
 }
 
@@ -314,16 +373,16 @@ async fn lock_and_decide(
     store: &Store,
     batch: &[Job],
     facts: &[Option<Facts<'_>>],
-    ahead: Option<Decided>,
+    ahead: Option<Ahead>,
     timings: &mut Timings,
 ) -> Result<Locked, StoreError> {
     let backend = store.backend();
     let clock = Instant::now();
-    let (mut tx, mut seq, mut hash) = store.begin_write().await?;
+    let (mut tx, seq, hash) = store.begin_write().await?;
     timings.lock = clock.elapsed();
-    let head = (seq, hash.clone());
-    let decided = match ahead {
-        Some(decided) if decided.assumes.as_ref() == Some(&head) => decided,
+    let head = (seq, hash);
+    let (state, chained) = match ahead {
+        Some(ahead) if ahead.assumes == head => (ahead.state, ahead.chained),
         _ => {
             timings.ahead = false;
             let clock = Instant::now();
@@ -338,32 +397,17 @@ async fn lock_and_decide(
                 }
             };
             timings.decide = clock.elapsed();
-            decided
+            let clock = Instant::now();
+            let chained = chain(decided.decided, head)?;
+            timings.chain = clock.elapsed();
+            (decided.state, chained)
         }
     };
-    let Decided { state, decided, .. } = decided;
-    let texts = parallel::map_slice(&decided, |(_, entry)| audit::canonical(entry));
-    let mut results = Vec::with_capacity(batch.len());
-    let mut entries = Vec::with_capacity(batch.len());
-    for ((result, entry), json) in decided.into_iter().zip(texts) {
-        seq += 1;
-        let json = json.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
-        let entry_hash = audit::chain_hash(&hash, &json);
-        entries.push(EntryRow {
-            seq,
-            exchange_id: entry.exchange_id,
-            recorded_at: entry.recorded_at,
-            entry: json,
-            prev_hash: std::mem::replace(&mut hash, entry_hash.clone()),
-            entry_hash,
-            client_hash: entry.client_hash,
-            actor: entry.actor.subject,
-            outcome: entry.outcome,
-            record_type: entry.record_type,
-            direction: entry.direction,
-        });
-        results.push(result);
-    }
+    let Chained {
+        results,
+        entries,
+        head,
+    } = chained;
     let sequences = state
         .touched_sequences
         .iter()
@@ -381,7 +425,7 @@ async fn lock_and_decide(
         crosswalk: state.crosswalk_writes,
         cases: state.new_cases,
         sequences,
-        head: (seq, hash),
+        head,
     });
     Ok(Locked {
         results,
@@ -659,11 +703,7 @@ fn decide_batch(
     facts: &[Option<Facts<'_>>],
 ) -> Option<Decided> {
     let decided = decide_in_parallel(engine, &mut state, batch, facts)?;
-    Some(Decided {
-        state,
-        decided,
-        assumes: None,
-    })
+    Some(Decided { state, decided })
 }
 
 /// Decides every job in order, each with its mapping, one after the other.
@@ -678,11 +718,7 @@ fn decide_one_by_one(
         .zip(facts)
         .map(|(job, facts)| decide(engine, &mut state, job, facts.as_ref()))
         .collect();
-    Decided {
-        state,
-        decided,
-        assumes: None,
-    }
+    Decided { state, decided }
 }
 
 /// One job decided, or decided but for its mapping.
