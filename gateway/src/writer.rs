@@ -11,10 +11,11 @@
 //! transaction commits before any exchange of the batch is answered.
 //!
 //! Batches are pipelined: while one batch is written and committed, the next is read and
-//! decided on top of what the first writes (its [`Writes`]). When the next batch then takes the
-//! lock, the chain head must be the one the first batch left. If it is not (the first batch
-//! failed, or another process committed in between), the next batch is read and decided again
-//! under the lock, so the answers are always those of one batch after the other.
+//! decided on top of what the first writes (its [`Writes`]), and its audit entries are chained
+//! onto the head the first leaves. When the next batch then takes the lock, the chain head
+//! must be the one the first batch left. If it is not (the first batch failed, or another
+//! process committed in between), the next batch is read, decided and chained again under the
+//! lock, so the answers and the chain are always those of one batch after the other.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
