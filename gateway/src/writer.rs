@@ -1649,6 +1649,10 @@ mod tests {
             .await
             .expect("second commit");
         results.append(&mut second_results);
+        // The second batch's entries were chained ahead, onto the head the first left.
+        let verified = crate::http::verify_log(&shared).await.expect("verify");
+        assert!(verified.intact, "{verified:?}");
+        assert_eq!(usize::try_from(verified.entries).ok(), Some(results.len()));
 
         let all = jobs(&engine, records.into_iter().chain(later).collect());
         assert_eq!(seen(&results), seen(&one_by_one(&engine, &all).await));
