@@ -173,11 +173,9 @@ async fn open_loop(
 /// speed changes from minute to minute, and it counts server and client alike.
 fn process_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name (which may hold spaces) start after its `)`.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // Linux reports these in USER_HZ, 100 on every architecture Rust targets here.
-    Some(Duration::from_millis(ticks * 10))
+    // utime, stime.
+    let (_, ticks) = stat_ticks(&stat, 11..13)?;
+    Some(from_ticks(ticks))
 }
 
 /// CPU time used so far by every process named `postgres` on this machine (user and system,
@@ -190,21 +188,33 @@ fn postgres_cpu() -> Option<Duration> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if !head.ends_with("(postgres") {
-            continue;
-        }
-        let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime, stime, cutime, cstime.
-        ticks += fields
-            .get(11..15)?
-            .iter()
-            .filter_map(|field| field.parse::<u64>().ok())
-            .sum::<u64>();
+        if let Some(("postgres", used)) = stat_ticks(&stat, 11..15) {
+            ticks += used;
+        }
     }
-    Some(Duration::from_millis(ticks * 10))
+    Some(from_ticks(ticks))
+}
+
+/// The command name of a `/proc/<pid>/stat` text and the sum of its `fields` (numbered from
+/// the first after the name, as `proc(5)` numbers them from 3).
+fn stat_ticks(stat: &str, fields: std::ops::Range<usize>) -> Option<(&str, u64)> {
+    // The fields after the command name (which may hold spaces) start after its `)`.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    let values: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = values
+        .get(fields)?
+        .iter()
+        .map(|value| value.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some((name, ticks))
+}
+
+/// Clock ticks as time: Linux reports them in USER_HZ, 100 on every architecture Rust targets
+/// here.
+fn from_ticks(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 10)
 }
 
 /// What one NDJSON request measured.
