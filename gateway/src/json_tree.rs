@@ -22,12 +22,43 @@ use crate::json_text;
 /// Members of a built object: ascending by key, each key once.
 pub type Members<'a> = Vec<(Cow<'a, str>, Output<'a>)>;
 
+/// A value fixed when the mappings load (a rule's constant, a concept map's coding), with its
+/// JSON text written once then: a document that holds it copies the text rather than writing
+/// the value again, string by string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fixed {
+    value: Value,
+    text: Box<[u8]>,
+}
+
+impl Fixed {
+    /// `value`, with its text.
+    #[must_use]
+    pub fn new(value: Value) -> Self {
+        let text = json_text::to_vec(&value).into_boxed_slice();
+        Self { value, text }
+    }
+
+    /// The value.
+    #[must_use]
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// Its compact JSON text, as [`json_text::write`] writes it.
+    #[must_use]
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+}
+
 /// A document, or a part of one, as the engine builds it.
 #[derive(Debug, Clone)]
 pub enum Output<'a> {
-    /// A value of the input or of the plan (a copied field, a constant, a concept map's
-    /// coding).
+    /// A value of the input or of the run's context (a copied field).
     Borrowed(&'a Value),
+    /// A value of the plan (a constant, a concept map's coding), written from its text.
+    Fixed(&'a Fixed),
     /// A value the run made (a transform's result, a context value, a computed score).
     Owned(Value),
     /// An object the run built.
@@ -48,6 +79,7 @@ impl<'a> Output<'a> {
     pub fn to_value(&self) -> Value {
         match self {
             Self::Borrowed(value) => (*value).clone(),
+            Self::Fixed(fixed) => fixed.value.clone(),
             Self::Owned(value) => value.clone(),
             Self::Object(members) => Value::Object(
                 members
@@ -64,6 +96,7 @@ impl<'a> Output<'a> {
     pub fn node(&self) -> OutputNode<'_> {
         match self {
             Self::Borrowed(value) => OutputNode::Json(value),
+            Self::Fixed(fixed) => OutputNode::Json(&fixed.value),
             Self::Owned(value) => OutputNode::Json(value),
             Self::Object(_) | Self::Array(_) => OutputNode::Output(self),
         }
@@ -87,6 +120,7 @@ impl<'a> Output<'a> {
         };
         match self {
             Self::Borrowed(value) => pointer(value, segments).map(Output::Borrowed),
+            Self::Fixed(fixed) => pointer(&fixed.value, segments).map(Output::Borrowed),
             Self::Owned(value) => pointer(value, segments).cloned().map(Output::Owned),
             Self::Object(members) => member(members, first)?.get_owned(rest),
             Self::Array(items) => items.get(index(first)?)?.get_owned(rest),
@@ -105,7 +139,11 @@ impl<'a> Output<'a> {
     pub fn members_mut(&mut self) -> &mut Members<'a> {
         let members = match self {
             Self::Object(_) => None,
-            Self::Borrowed(Value::Object(map)) => Some(
+            Self::Borrowed(Value::Object(map))
+            | Self::Fixed(Fixed {
+                value: Value::Object(map),
+                ..
+            }) => Some(
                 map.iter()
                     .map(|(key, member)| (Cow::Borrowed(key.as_str()), Output::Borrowed(member)))
                     .collect(),
@@ -155,7 +193,13 @@ impl<'a> Output<'a> {
     pub fn is_object(&self) -> bool {
         matches!(
             self,
-            Self::Object(_) | Self::Borrowed(Value::Object(_)) | Self::Owned(Value::Object(_))
+            Self::Object(_)
+                | Self::Borrowed(Value::Object(_))
+                | Self::Fixed(Fixed {
+                    value: Value::Object(_),
+                    ..
+                })
+                | Self::Owned(Value::Object(_))
         )
     }
 
@@ -164,8 +208,12 @@ impl<'a> Output<'a> {
     pub fn is_empty_object(&self) -> bool {
         match self {
             Self::Object(members) => members.is_empty(),
-            Self::Borrowed(Value::Object(map)) => map.is_empty(),
-            Self::Owned(Value::Object(map)) => map.is_empty(),
+            Self::Borrowed(Value::Object(map))
+            | Self::Owned(Value::Object(map))
+            | Self::Fixed(Fixed {
+                value: Value::Object(map),
+                ..
+            }) => map.is_empty(),
             _ => false,
         }
     }
@@ -189,6 +237,7 @@ impl<'a> Output<'a> {
     pub fn write(&self, out: &mut Vec<u8>) {
         match self {
             Self::Borrowed(value) => json_text::write(value, out),
+            Self::Fixed(fixed) => out.extend_from_slice(&fixed.text),
             Self::Owned(value) => json_text::write(value, out),
             Self::Object(members) => {
                 out.push(b'{');
@@ -358,6 +407,7 @@ impl<'o> OutputNode<'o> {
                     && items.iter().zip(expected).all(|(item, e)| item.equals(e))
             }
             (Self::Output(Output::Borrowed(own)), _) => *own == value,
+            (Self::Output(Output::Fixed(own)), _) => own.value == *value,
             (Self::Output(Output::Owned(own)), _) => own == value,
             _ => false,
         }
@@ -618,6 +668,50 @@ mod tests {
         crate::mapping::plan::Ptr::parse(pointer)
             .expect("pointer")
             .segments
+    }
+
+    /// A plan's fixed value reads, compares and writes as the value it holds, and a document
+    /// that sets a field inside one gets the value's own members.
+    #[test]
+    fn a_fixed_value_is_the_value_it_holds() {
+        let coding = Fixed::new(
+            json!({"code": "03", "system": "urn:x", "display": "Arjen \"valmennus\" ä"}),
+        );
+        assert_eq!(
+            coding.text(),
+            serde_json::to_vec(coding.value()).expect("json").as_slice()
+        );
+        let document = Output::Object(vec![
+            (Cow::Borrowed("a"), Output::Fixed(&coding)),
+            (
+                Cow::Borrowed("b"),
+                Output::Array(vec![Output::Fixed(&coding)]),
+            ),
+        ]);
+        let expected = json!({"a": coding.value(), "b": [coding.value()]});
+        assert_eq!(document.to_value(), expected);
+        assert_eq!(
+            document.to_text(),
+            serde_json::to_string(&expected).expect("json")
+        );
+        assert!(document.equals(&expected));
+        assert!(Output::Fixed(&coding).is_object());
+        assert_eq!(
+            document
+                .get_owned(&segments("/a/code"))
+                .map(|code| code.to_value()),
+            Some(json!("03"))
+        );
+
+        let mut changed = Output::Fixed(&coding);
+        let display = segments("/display");
+        changed.set(&display, Output::Owned(json!("toinen")));
+        let mut expected = coding.value().clone();
+        expected["display"] = json!("toinen");
+        assert_eq!(
+            changed.to_text(),
+            serde_json::to_string(&expected).expect("json")
+        );
     }
 
     #[test]

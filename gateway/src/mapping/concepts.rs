@@ -5,12 +5,14 @@
 //! a label to a plain code string (header status, unit OIDs). Lookups are hash maps built once
 //! at load, with the Fx hash: the keys are our own labels and codes, short, and a record looks
 //! several up (SipHash, the default, cost more than the rest of a look-up). Each entry's Kanta
-//! value is built once too: a record clones it instead of building the coding key by key.
+//! value is built once too, with its JSON text: a document borrows it and copies the text.
 
 use rustc_hash::FxHashMap;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::json_tree::Fixed;
 
 /// One concept map file.
 #[derive(Debug, Deserialize)]
@@ -52,8 +54,8 @@ pub struct ConceptMap {
     pub system: Option<String>,
     /// The entries in file order.
     pub entries: Vec<EntryFile>,
-    /// The Kanta value of each entry, by entry index, built at load.
-    kanta_values: Vec<Value>,
+    /// The Kanta value of each entry, by entry index, built (and written as text) at load.
+    kanta_values: Vec<Fixed>,
     by_label: FxHashMap<String, usize>,
     by_code: FxHashMap<String, Vec<usize>>,
 }
@@ -90,7 +92,7 @@ impl ConceptMap {
         let kanta_values = file
             .entry
             .iter()
-            .map(|entry| Self::build_kanta_value(file.system.as_deref(), entry))
+            .map(|entry| Fixed::new(Self::build_kanta_value(file.system.as_deref(), entry)))
             .collect();
         Ok(Self {
             id: file.id,
@@ -113,7 +115,7 @@ impl ConceptMap {
     ///
     /// # Errors
     /// When the value is not a string or has no translation.
-    pub fn forward(&self, value: &Value) -> Result<&Value, ConceptError> {
+    pub fn forward(&self, value: &Value) -> Result<&Fixed, ConceptError> {
         let label = value.as_str().ok_or(ConceptError::Shape)?;
         let index = *self
             .by_label
@@ -124,7 +126,7 @@ impl ConceptMap {
 
     /// The Kanta value of the entry at `index` (of [`Self::entries`]), the map's own.
     #[must_use]
-    pub fn kanta_value_at(&self, index: usize) -> &Value {
+    pub fn kanta_value_at(&self, index: usize) -> &Fixed {
         &self.kanta_values[index]
     }
 
@@ -217,7 +219,7 @@ mod tests {
             for (index, entry) in map.entries.iter().enumerate() {
                 let built = ConceptMap::build_kanta_value(map.system.as_deref(), entry);
                 assert_eq!(
-                    map.kanta_value_at(index),
+                    map.kanta_value_at(index).value(),
                     &built,
                     "{} {}",
                     map.id,
@@ -225,7 +227,7 @@ mod tests {
                 );
                 let label = serde_json::Value::String(entry.label.clone());
                 assert_eq!(
-                    map.forward(&label),
+                    map.forward(&label).map(crate::json_tree::Fixed::value),
                     Ok(&built),
                     "{} {}",
                     map.id,

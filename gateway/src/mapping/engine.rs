@@ -322,7 +322,7 @@ impl<'a> Run<'a> {
         let Some(write) = write else { return 0 };
         let (value, from) = match how {
             Source::Nothing => return 0,
-            Source::Constant(value) => (Output::Borrowed(value), None),
+            Source::Constant(value) => (Output::Fixed(value), None),
             Source::Context(name) => match self.context.value(name) {
                 Some(value) => (Output::Borrowed(value), None),
                 None => return 0,
@@ -423,7 +423,7 @@ impl<'a> Run<'a> {
             Convert::Concept(index) => {
                 let map = &self.set.concepts[*index];
                 let result = if forward {
-                    map.forward(value).map(Output::Borrowed)
+                    map.forward(value).map(Output::Fixed)
                 } else {
                     map.backward(value).map(Output::Owned)
                 };
@@ -744,7 +744,7 @@ impl<'a> Run<'a> {
             let element_path = target_base.child(Piece::Index(position));
             let mut element = Output::empty_object();
             let coding = map.kanta_value_at(*entry);
-            element.set(&group.kanta_key.segments, Output::Borrowed(coding));
+            element.set(&group.kanta_key.segments, Output::Fixed(coding));
             let mut items = Vec::with_capacity(members.len());
             for (item_index, (row_index, number)) in members.iter().enumerate() {
                 let mut item = Output::empty_object();

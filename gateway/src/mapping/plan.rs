@@ -17,6 +17,7 @@ use toml::Spanned;
 use super::reads::ReadTree;
 use super::transforms::Transform;
 use super::writes::WriteTree;
+use crate::json_tree::Fixed;
 
 /// A mapping file as written.
 #[derive(Debug, Deserialize)]
@@ -331,7 +332,7 @@ pub enum Source {
     /// From the rule's other side.
     Peer(Convert),
     /// A fixed value.
-    Constant(Value),
+    Constant(Fixed),
     /// A context value.
     Context(String),
     /// A computation on the element being built.
@@ -684,7 +685,7 @@ impl Compiler<'_> {
             return Err("a value source names exactly one of constant, context, compute, apotti, kanta, display_of".into());
         }
         if let Some(value) = &spec.constant {
-            return Ok(Source::Constant(value.clone()));
+            return Ok(Source::Constant(Fixed::new(value.clone())));
         }
         if let Some(name) = &spec.context {
             if !super::engine::CONTEXT_NAMES.contains(&name.as_str()) {
