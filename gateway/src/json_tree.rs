@@ -5,6 +5,8 @@
 //! and constant a clone, every object a B-tree node, and all of it was freed again right after
 //! the document was validated and written out. Here a key is the plan's own string, a copied
 //! value or a constant is a reference, and an object is a vector of members in key order. The
+//! plan's names and constants carry their JSON text, written when the mappings load ([`Name`],
+//! [`Fixed`]), so writing a document copies most of it rather than escaping it string by string. The
 //! target profile validates it in place ([`OutputJson`] makes it a `jsonschema` representation)
 //! and [`Output::write`] writes its text.
 //!
@@ -20,7 +22,94 @@ use serde_json::{Map, Number, Value};
 use crate::json_text;
 
 /// Members of a built object: ascending by key, each key once.
-pub type Members<'a> = Vec<(Cow<'a, str>, Output<'a>)>;
+pub type Members<'a> = Vec<(Key<'a>, Output<'a>)>;
+
+/// A member name of the plan, with its JSON text (`"name":`) written once when the mappings
+/// load: most members of a document are named by the plan, and a document copies the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    name: String,
+    text: Box<[u8]>,
+}
+
+impl Name {
+    /// `name`, with its text.
+    #[must_use]
+    pub fn new(name: String) -> Self {
+        let mut text = Vec::with_capacity(name.len() + 3);
+        json_text::write_str(&name, &mut text);
+        text.push(b':');
+        Self {
+            name,
+            text: text.into_boxed_slice(),
+        }
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, as a pointer segment.
+    #[must_use]
+    pub fn segment(&self) -> &String {
+        &self.name
+    }
+}
+
+/// The name of a built object's member, and for a name of the plan its text.
+#[derive(Debug, Clone)]
+pub struct Key<'a> {
+    name: Cow<'a, str>,
+    text: Option<&'a [u8]>,
+}
+
+impl<'a> Key<'a> {
+    /// A name of the plan, written from its text.
+    #[must_use]
+    pub fn plan(name: &'a Name) -> Self {
+        Self {
+            name: Cow::Borrowed(&name.name),
+            text: Some(&name.text),
+        }
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// Appends the name's JSON text and the colon after it.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self.text {
+            Some(text) => out.extend_from_slice(text),
+            None => {
+                json_text::write_str(&self.name, out);
+                out.push(b':');
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Key<'a> {
+    fn from(name: &'a str) -> Self {
+        Self {
+            name: Cow::Borrowed(name),
+            text: None,
+        }
+    }
+}
+
+impl From<String> for Key<'_> {
+    fn from(name: String) -> Self {
+        Self {
+            name: Cow::Owned(name),
+            text: None,
+        }
+    }
+}
 
 /// A value fixed when the mappings load (a rule's constant, a concept map's coding), with its
 /// JSON text written once then: a document that holds it copies the text rather than writing
@@ -84,7 +173,7 @@ impl<'a> Output<'a> {
             Self::Object(members) => Value::Object(
                 members
                     .iter()
-                    .map(|(key, member)| (key.clone().into_owned(), member.to_value()))
+                    .map(|(key, member)| (key.as_str().to_owned(), member.to_value()))
                     .collect::<Map<String, Value>>(),
             ),
             Self::Array(items) => Value::Array(items.iter().map(Output::to_value).collect()),
@@ -145,13 +234,13 @@ impl<'a> Output<'a> {
                 ..
             }) => Some(
                 map.iter()
-                    .map(|(key, member)| (Cow::Borrowed(key.as_str()), Output::Borrowed(member)))
+                    .map(|(key, member)| (Key::from(key.as_str()), Output::Borrowed(member)))
                     .collect(),
             ),
             Self::Owned(Value::Object(map)) => Some(
                 std::mem::take(map)
                     .into_iter()
-                    .map(|(key, member)| (Cow::Owned(key), Output::Owned(member)))
+                    .map(|(key, member)| (Key::from(key), Output::Owned(member)))
                     .collect(),
             ),
             _ => Some(Vec::new()),
@@ -166,18 +255,20 @@ impl<'a> Output<'a> {
     }
 
     /// `self[key] = value`, making `self` an object first ([`Self::members_mut`]).
-    pub fn insert(&mut self, key: Cow<'a, str>, value: Output<'a>) {
+    pub fn insert(&mut self, key: impl Into<Key<'a>>, value: Output<'a>) {
+        let key = key.into();
         let members = self.members_mut();
-        match members.binary_search_by(|(existing, _)| existing.as_ref().cmp(key.as_ref())) {
+        match members.binary_search_by(|(existing, _)| existing.as_str().cmp(key.as_str())) {
             Ok(at) => members[at].1 = value,
             Err(at) => members.insert(at, (key, value)),
         }
     }
 
     /// The member `key`, inserted as `null` when absent; `self` becomes an object first.
-    pub fn member_or_null(&mut self, key: Cow<'a, str>) -> &mut Output<'a> {
+    pub fn member_or_null(&mut self, key: impl Into<Key<'a>>) -> &mut Output<'a> {
+        let key = key.into();
         let members = self.members_mut();
-        let at = match members.binary_search_by(|(existing, _)| existing.as_ref().cmp(key.as_ref()))
+        let at = match members.binary_search_by(|(existing, _)| existing.as_str().cmp(key.as_str()))
         {
             Ok(at) => at,
             Err(at) => {
@@ -227,9 +318,9 @@ impl<'a> Output<'a> {
         };
         let mut current = self;
         for segment in parents {
-            current = current.member_or_null(Cow::Borrowed(segment));
+            current = current.member_or_null(segment.as_str());
         }
-        current.insert(Cow::Borrowed(last), value);
+        current.insert(last.as_str(), value);
     }
 
     /// Appends the compact JSON text of this value, as [`json_text::write`] writes the value
@@ -245,8 +336,7 @@ impl<'a> Output<'a> {
                     if position > 0 {
                         out.push(b',');
                     }
-                    json_text::write_str(key, out);
-                    out.push(b':');
+                    key.write(out);
                     member.write(out);
                 }
                 out.push(b'}');
@@ -277,7 +367,7 @@ impl<'a> Output<'a> {
 
 fn member<'m, 'a>(members: &'m Members<'a>, key: &str) -> Option<&'m Output<'a>> {
     members
-        .binary_search_by(|(existing, _)| existing.as_ref().cmp(key))
+        .binary_search_by(|(existing, _)| existing.as_str().cmp(key))
         .ok()
         .map(|at| &members[at].1)
 }
@@ -398,7 +488,7 @@ impl<'o> OutputNode<'o> {
             (Self::Output(Output::Object(members)), Value::Object(map)) => {
                 members.len() == map.len()
                     && members.iter().all(|(key, member)| {
-                        map.get(key.as_ref())
+                        map.get(key.as_str())
                             .is_some_and(|expected| member.equals(expected))
                     })
             }
@@ -450,7 +540,7 @@ impl Json for OutputJson {
 #[derive(Debug, Clone, Copy)]
 pub enum OutputObject<'o> {
     /// Built.
-    Members(&'o [(Cow<'o, str>, Output<'o>)]),
+    Members(&'o [(Key<'o>, Output<'o>)]),
     /// `serde_json`'s.
     Map(&'o Map<String, Value>),
 }
@@ -576,7 +666,7 @@ impl<'o> Object<'o, OutputJson> for OutputObject<'o> {
             // byte of the key, which costs less than a binary search's string comparisons.
             Self::Members(members) => members
                 .iter()
-                .find(|(existing, _)| same_key(existing, key))
+                .find(|(existing, _)| same_key(existing.as_str(), key))
                 .map(|(_, member)| member.node()),
             // A small B-tree is one node whose keys a search compares in order, each through
             // `memcmp`; a scan comparing lengths first reads fewer bytes.
@@ -600,7 +690,7 @@ impl<'o> Object<'o, OutputJson> for OutputObject<'o> {
 #[derive(Debug)]
 pub enum MembersIter<'o> {
     /// Of a built object.
-    Members(std::slice::Iter<'o, (Cow<'o, str>, Output<'o>)>),
+    Members(std::slice::Iter<'o, (Key<'o>, Output<'o>)>),
     /// Of a `serde_json` object.
     Map(serde_json::map::Iter<'o>),
 }
@@ -612,7 +702,7 @@ impl<'o> Iterator for MembersIter<'o> {
         match self {
             Self::Members(members) => members
                 .next()
-                .map(|(key, member)| (key.as_ref(), member.node())),
+                .map(|(key, member)| (key.as_str(), member.node())),
             Self::Map(map) => map
                 .next()
                 .map(|(key, member)| (key.as_str(), OutputNode::Json(member))),
@@ -670,8 +760,8 @@ mod tests {
             .segments
     }
 
-    /// A plan's fixed value reads, compares and writes as the value it holds, and a document
-    /// that sets a field inside one gets the value's own members.
+    /// A plan's fixed value (and member name) reads, compares and writes as the value it holds,
+    /// and a document that sets a field inside one gets the value's own members.
     #[test]
     fn a_fixed_value_is_the_value_it_holds() {
         let coding = Fixed::new(
@@ -681,12 +771,16 @@ mod tests {
             coding.text(),
             serde_json::to_vec(coding.value()).expect("json").as_slice()
         );
+        let plan_name = Name::new("a".to_owned());
+        let odd_name = Name::new("ä \"x\"\n".to_owned());
+        let odd = Output::Object(vec![(Key::plan(&odd_name), Output::Fixed(&coding))]);
+        assert_eq!(
+            odd.to_text(),
+            serde_json::to_string(&json!({"ä \"x\"\n": coding.value()})).expect("json")
+        );
         let document = Output::Object(vec![
-            (Cow::Borrowed("a"), Output::Fixed(&coding)),
-            (
-                Cow::Borrowed("b"),
-                Output::Array(vec![Output::Fixed(&coding)]),
-            ),
+            (Key::plan(&plan_name), Output::Fixed(&coding)),
+            (Key::from("b"), Output::Array(vec![Output::Fixed(&coding)])),
         ]);
         let expected = json!({"a": coding.value(), "b": [coding.value()]});
         assert_eq!(document.to_value(), expected);
@@ -772,7 +866,7 @@ mod tests {
             let value = Value::Object(map.clone());
             let built = Output::Object(
                 map.iter()
-                    .map(|(k, v)| (Cow::Owned(k.clone()), Output::Borrowed(v)))
+                    .map(|(k, v)| (Key::from(k.clone()), Output::Borrowed(v)))
                     .collect(),
             );
             for node in [OutputNode::Json(&value), built.node()] {
@@ -868,31 +962,31 @@ mod tests {
         let x = json!({"x": "y"});
         let documents = [
             Output::Object(vec![
-                (Cow::Borrowed("a"), Output::Owned(json!("ab"))),
+                (Key::from("a"), Output::Owned(json!("ab"))),
                 (
-                    Cow::Borrowed("b"),
+                    Key::from("b"),
                     Output::Array(vec![
                         Output::Owned(json!(1)),
-                        Output::Object(vec![(Cow::Borrowed("x"), Output::Owned(json!("y")))]),
+                        Output::Object(vec![(Key::from("x"), Output::Owned(json!("y")))]),
                     ]),
                 ),
             ]),
             Output::Object(vec![
-                (Cow::Borrowed("a"), Output::Owned(json!("a"))),
+                (Key::from("a"), Output::Owned(json!("a"))),
                 (
-                    Cow::Borrowed("b"),
+                    Key::from("b"),
                     Output::Array(vec![Output::Borrowed(&x), Output::Borrowed(&x)]),
                 ),
                 (
-                    Cow::Borrowed("c"),
+                    Key::from("c"),
                     Output::Object(vec![(
-                        Cow::Borrowed("p"),
+                        Key::from("p"),
                         Output::Array(vec![Output::Owned(json!(1)), Output::Owned(json!(2))]),
                     )]),
                 ),
-                (Cow::Borrowed("d"), Output::Owned(json!(null))),
+                (Key::from("d"), Output::Owned(json!(null))),
             ]),
-            Output::Object(vec![(Cow::Borrowed("b"), Output::Array(vec![]))]),
+            Output::Object(vec![(Key::from("b"), Output::Array(vec![]))]),
         ];
         for document in &documents {
             let value = document.to_value();

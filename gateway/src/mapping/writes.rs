@@ -13,10 +13,8 @@
 //! target side, the EUROHIS-QOL-8 score, a `single` rule forward), a pointer is the scope's
 //! root, or one written pointer is a prefix of another.
 
-use std::borrow::Cow;
-
 use super::plan::{Compute, Ptr, Rule, Shape, Source};
-use crate::json_tree::{Members, Output};
+use crate::json_tree::{Key, Members, Name, Output};
 
 /// The output fields of one scope in one direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +27,7 @@ pub struct WriteTree {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
-    key: String,
+    key: Name,
     /// Children in key order (the order of `BTreeMap`).
     children: Vec<usize>,
     leaf: bool,
@@ -45,7 +43,7 @@ impl WriteTree {
     pub fn compile(rules: &[Rule], forward: bool) -> Option<Self> {
         let mut tree = Self {
             nodes: vec![Node {
-                key: String::new(),
+                key: Name::new(String::new()),
                 children: Vec::new(),
                 leaf: false,
             }],
@@ -83,7 +81,7 @@ impl WriteTree {
         if tree.slots.iter().all(Option::is_none) {
             return None;
         }
-        let keys: Vec<String> = tree.nodes.iter().map(|n| n.key.clone()).collect();
+        let keys: Vec<String> = tree.nodes.iter().map(|n| n.key.segment().clone()).collect();
         for node in &mut tree.nodes {
             node.children.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
         }
@@ -104,13 +102,13 @@ impl WriteTree {
                 .children
                 .iter()
                 .copied()
-                .find(|&child| self.nodes[child].key == *segment);
+                .find(|&child| self.nodes[child].key.as_str() == segment);
             node = match found {
                 Some(child) => child,
                 None => {
                     let child = self.nodes.len();
                     self.nodes.push(Node {
-                        key: segment.clone(),
+                        key: Name::new(segment.clone()),
                         children: Vec::new(),
                         leaf: false,
                     });
@@ -178,7 +176,7 @@ impl WriteTree {
         let mut members = Vec::with_capacity(children.len());
         for &child in children {
             if let Some(value) = self.value(child, pending) {
-                members.push((Cow::Borrowed(self.nodes[child].key.as_str()), value));
+                members.push((Key::plan(&self.nodes[child].key), value));
             }
         }
         (!members.is_empty()).then_some(members)
@@ -187,20 +185,20 @@ impl WriteTree {
     /// Writes the values below `node` into a `target` that already holds something.
     fn merge<'a>(&'a self, node: usize, pending: &mut Pending<'a>, target: &mut Output<'a>) {
         for &child in &self.nodes[node].children {
-            let key = self.nodes[child].key.as_str();
+            let key = &self.nodes[child].key;
             let whole = self.nodes[child].leaf && pending.get(child).is_some_and(Option::is_some);
             if whole {
                 if let Some(value) = self.value(child, pending) {
-                    target.insert(Cow::Borrowed(key), value);
+                    target.insert(Key::plan(key), value);
                 }
             } else if target
-                .get(std::slice::from_ref(&self.nodes[child].key))
+                .get(std::slice::from_ref(key.segment()))
                 .is_some_and(|found| found.is_object())
             {
-                let existing = target.member_or_null(Cow::Borrowed(key));
+                let existing = target.member_or_null(Key::plan(key));
                 self.merge(child, pending, existing);
             } else if let Some(built) = self.build(child, pending) {
-                target.insert(Cow::Borrowed(key), Output::Object(built));
+                target.insert(Key::plan(key), Output::Object(built));
             }
         }
     }
@@ -221,7 +219,7 @@ mod tests {
     fn tree(texts: &[&str]) -> Option<(WriteTree, Vec<usize>)> {
         let mut tree = WriteTree {
             nodes: vec![Node {
-                key: String::new(),
+                key: Name::new(String::new()),
                 children: Vec::new(),
                 leaf: false,
             }],
@@ -231,7 +229,7 @@ mod tests {
         for ptr in ptrs(texts) {
             leaves.push(tree.leaf(&ptr)?);
         }
-        let keys: Vec<String> = tree.nodes.iter().map(|n| n.key.clone()).collect();
+        let keys: Vec<String> = tree.nodes.iter().map(|n| n.key.segment().clone()).collect();
         for node in &mut tree.nodes {
             node.children.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
         }
