@@ -9,7 +9,6 @@ use std::hint::black_box;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gateway::mapping::context::LocalContext;
@@ -18,35 +17,9 @@ use gateway::mapping::{MappingSet, MappingSource};
 use gateway::profiles::{ProfileRegistry, ProfileSource};
 use serde_json::Value;
 
-const FIXTURES: [(&str, &str); 3] = [
-    ("decision", "decision-positive-approved"),
-    ("plan", "plan-active-goals-methods-participants"),
-    ("visit", "visit-remote-1950-char-line-six-answers"),
-];
-
-fn read(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../mappings/fixtures")
-        .join(name);
-    let value: Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
-    serde_json::to_vec(&value).expect("serialize")
-}
-
-/// The text of a mapped document, written as the gateway writes it.
-fn text(document: &gateway::json_tree::Output<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
-    document.write(&mut out);
-    out
-}
-
-/// A record parsed as the gateway parses an NDJSON line.
-fn parse(bytes: &[u8]) -> Value {
-    match gateway::input::parse_line(bytes, false, usize::MAX) {
-        Some(gateway::input::Item::Record(record)) => record,
-        _ => panic!("the fixture is a record"),
-    }
-}
+#[path = "support/mapping_fixtures.rs"]
+mod fixtures;
+use fixtures::{FIXTURES, parse, read, text};
 
 fn bench(c: &mut Criterion) {
     let profiles = ProfileRegistry::load(&ProfileSource::Embedded).expect("profiles");
