@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A release build of the gateway optimised with a profile of its own work (profile-guided
+# optimisation, PGO), for production images and for measuring speed.
+#
+# Why: a record's whole path (parse, validate, map, validate, write) runs through more code
+# than fits the CPU's first-level caches, and `jsonschema` dispatches each keyword through a
+# trait object; the compiler lays out code and branches better when it knows which paths are
+# hot. Measured in README.md (Speed, session 16).
+#
+# Steps: (1) an instrumented build, (2) training on records that are not the benchmarks' own:
+# every valid profile example mapped both ways, many times over, every invalid example
+# refused, and the service under a short SQLite load; (3) merging the profiles with the
+# toolchain's own llvm-profdata (`rustup component add llvm-tools`; a system llvm-profdata
+# of another LLVM version cannot read them); (4) the optimised build.
+#
+# Usage: deploy/pgo-build.sh [--bench]
+#   The binary is target/pgo/optimised/release/gateway (PGO_TARGET_DIR moves target/pgo).
+#   --bench also builds and runs `mapping_ratio` (the decision, plan and visit whole paths
+#   against a bare serde_json parse and serialize) with the same profile.
+# Needs: python3; about 15 minutes on two cores for each of the two builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bench=false
+[ "${1:-}" = "--bench" ] && bench=true
+target=${PGO_TARGET_DIR:-$root/target/pgo}
+data=$target/profile-data
+profile=$target/gateway.profdata
+
+sysroot=$(rustc --print sysroot)
+host=$(rustc -vV | sed -n 's/^host: //p')
+profdata=$sysroot/lib/rustlib/$host/bin/llvm-profdata
+if [ ! -x "$profdata" ]; then
+  echo "llvm-profdata of this toolchain is missing; installing the llvm-tools component"
+  rustup component add llvm-tools
+fi
+
+echo "== 1/4 instrumented build ($target/instrumented)"
+rm -rf "$data" && mkdir -p "$data"
+# Build scripts are instrumented too; their profiles go elsewhere.
+LLVM_PROFILE_FILE="$target/build-scripts-%p.profraw" \
+  RUSTFLAGS="-Cprofile-generate=$data" CARGO_TARGET_DIR="$target/instrumented" \
+  cargo build --release --locked -p sosku-gateway --bin gateway --bench load
+
+echo "== 2/4 training"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 - "$work" <<'PY'
+import glob, json, sys
+out = sys.argv[1]
+for side, pattern in (("apotti", "profiles/examples/apotti/SOSKU_*/valid/*.json"),
+                      ("kanta", "profiles/examples/kanta/*/valid/*.json")):
+    lines = [json.dumps(json.load(open(f)), ensure_ascii=False) for f in sorted(glob.glob(pattern))]
+    with open(f"{out}/{side}.ndjson", "w") as f:
+        for _ in range(400):
+            f.write("\n".join(lines) + "\n")
+    print(f"{side}: {len(lines)} examples, {400 * len(lines)} records")
+PY
+gateway=$target/instrumented/release/gateway
+export LLVM_PROFILE_FILE="$data/train-%p-%m.profraw"
+# Exit status 1 is "some records refused" (a few valid examples cannot be mapped, and the
+# invalid ones are refused, so the paths that report issues are trained too); 2 and up fail.
+train() {
+  local status=0
+  "$gateway" "$@" > /dev/null 2>&1 || status=$?
+  if [ "$status" -gt 1 ]; then
+    echo "training step failed (exit $status): gateway $*" >&2
+    exit 1
+  fi
+}
+train map --from apotti "$work/apotti.ndjson"
+train map --from kanta "$work/kanta.ndjson"
+train validate profiles/examples/*/*/invalid/*.json
+train map --from apotti profiles/examples/apotti/SOSKU_*/invalid/*.json
+load=$(find "$target/instrumented/release/deps" -maxdepth 1 -type f -executable -name 'load-*' | head -n 1)
+LOAD_BACKEND=sqlite LOAD_SECONDS=3 LOAD_RECORDS=20000 "$load" --bench
+unset LLVM_PROFILE_FILE
+
+echo "== 3/4 merging the profiles"
+"$profdata" merge -o "$profile" "$data"/train-*.profraw
+ls -l "$profile"
+
+echo "== 4/4 optimised build ($target/optimised)"
+RUSTFLAGS="-Cprofile-use=$profile" CARGO_TARGET_DIR="$target/optimised" \
+  cargo build --release --locked -p sosku-gateway --bin gateway
+echo "the PGO build: $target/optimised/release/gateway"
+
+if $bench; then
+  RUSTFLAGS="-Cprofile-use=$profile" CARGO_TARGET_DIR="$target/optimised" \
+    cargo bench --locked -p sosku-gateway --bench mapping_ratio
+fi
