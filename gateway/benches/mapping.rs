@@ -11,7 +11,6 @@ use std::hint::black_box;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::{self, Direction};
 use gateway::mapping::{MappingSet, MappingSource};
 use gateway::profiles::{ProfileRegistry, ProfileSource};
@@ -19,7 +18,7 @@ use serde_json::Value;
 
 #[path = "support/mapping_fixtures.rs"]
 mod fixtures;
-use fixtures::{FIXTURES, parse, read, text};
+use fixtures::{FIXTURES, context_for, parse, plan_of, read, text};
 
 fn bench(c: &mut Criterion) {
     let profiles = ProfileRegistry::load(&ProfileSource::Embedded).expect("profiles");
@@ -29,16 +28,9 @@ fn bench(c: &mut Criterion) {
         let kanta_bytes = read(&format!("{fixture}.kanta.json"));
         let apotti: Value = serde_json::from_slice(&apotti_bytes).expect("json");
         let kanta: Value = serde_json::from_slice(&kanta_bytes).expect("json");
-        let forward_plan = mappings
-            .plan_for(
-                Direction::Forward,
-                &format!("apotti/SOSKU_{}", kind.to_uppercase()),
-            )
-            .expect("plan");
-        let mut forward_context = LocalContext::new("1.2.246.10.0", 2026);
-        forward_context.prepare(forward_plan, &apotti, Direction::Forward);
-        let mut backward_context = LocalContext::new("1.2.246.10.0", 2026);
-        backward_context.prepare(forward_plan, &kanta, Direction::Backward);
+        let forward_plan = plan_of(&mappings, kind);
+        let forward_context = context_for(forward_plan, &apotti, Direction::Forward);
+        let backward_context = context_for(forward_plan, &kanta, Direction::Backward);
 
         let mut group = c.benchmark_group(kind);
         group.throughput(Throughput::Elements(1));

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::Direction;
 use gateway::mapping::{MappingSet, MappingSource};
 use gateway::profiles::{ProfileRegistry, ProfileSource};
@@ -25,7 +24,7 @@ use serde_json::Value;
 
 #[path = "support/mapping_fixtures.rs"]
 mod fixtures;
-use fixtures::{FIXTURES, parse, read, text};
+use fixtures::{FIXTURES, context_for, parse, plan_of, read, text};
 
 /// Per-record times of one round's two batches.
 #[derive(Debug, Clone, Copy)]
@@ -57,14 +56,7 @@ fn main() {
         }
         let bytes = read(&format!("{fixture}.apotti.json"));
         let record: Value = serde_json::from_slice(&bytes).expect("json");
-        let plan = mappings
-            .plan_for(
-                Direction::Forward,
-                &format!("apotti/SOSKU_{}", kind.to_uppercase()),
-            )
-            .expect("plan");
-        let mut context = LocalContext::new("1.2.246.10.0", 2026);
-        context.prepare(plan, &record, Direction::Forward);
+        let context = context_for(plan_of(&mappings, kind), &record, Direction::Forward);
 
         let whole_path = || {
             let record = parse(black_box(&bytes));

@@ -3,6 +3,10 @@
 
 use std::path::Path;
 
+use gateway::mapping::MappingSet;
+use gateway::mapping::context::LocalContext;
+use gateway::mapping::engine::Direction;
+use gateway::mapping::plan::MappingPlan;
 use serde_json::Value;
 
 /// Record type and the fixture pair (`mappings/fixtures/<name>.{apotti,kanta}.json`) each
@@ -36,4 +40,22 @@ pub fn parse(bytes: &[u8]) -> Value {
         Some(gateway::input::Item::Record(record)) => record,
         _ => panic!("the fixture is a record"),
     }
+}
+
+/// The mapping of a record type (named by its Apotti side: `decision`, `plan`, `visit`).
+pub fn plan_of<'m>(mappings: &'m MappingSet, kind: &str) -> &'m MappingPlan {
+    mappings
+        .plan_for(
+            Direction::Forward,
+            &format!("apotti/SOSKU_{}", kind.to_uppercase()),
+        )
+        .expect("plan")
+}
+
+/// The context the pipeline would give `record` (allocated OIDs, version) mapped in
+/// `direction`.
+pub fn context_for(plan: &MappingPlan, record: &Value, direction: Direction) -> LocalContext {
+    let mut context = LocalContext::new("1.2.246.10.0", 2026);
+    context.prepare(plan, record, direction);
+    context
 }
