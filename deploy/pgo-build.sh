@@ -35,16 +35,34 @@ if [ ! -x "$profdata" ]; then
   rustup component add llvm-tools
 fi
 
+# Builds with RUSTFLAGS ($1) into a target directory ($2) the targets named after them, and
+# writes the path of each executable built, one per line as "<target name> <path>", to
+# $work/built (cargo's own report, so a stale binary left by an earlier run is never taken).
+build() {
+  local flags=$1 dir=$2
+  shift 2
+  RUSTFLAGS="$flags" CARGO_TARGET_DIR="$dir" \
+    cargo build --release --locked -p sosku-gateway "$@" --message-format=json-render-diagnostics \
+    | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["name"], m["executable"])' > "$work/built"
+}
+built() { sed -n "s/^$1 //p" "$work/built"; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
 echo "== 1/4 instrumented build ($target/instrumented)"
 rm -rf "$data" && mkdir -p "$data"
 # Build scripts are instrumented too; their profiles go elsewhere.
 LLVM_PROFILE_FILE="$target/build-scripts-%p.profraw" \
-  RUSTFLAGS="-Cprofile-generate=$data" CARGO_TARGET_DIR="$target/instrumented" \
-  cargo build --release --locked -p sosku-gateway --bin gateway --bench load
+  build "-Cprofile-generate=$data" "$target/instrumented" --bin gateway --bench load
+gateway=$(built gateway)
+load=$(built load)
 
 echo "== 2/4 training"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 python3 - "$work" <<'PY'
 import glob, json, sys
 out = sys.argv[1]
@@ -56,7 +74,6 @@ for side, pattern in (("apotti", "profiles/examples/apotti/SOSKU_*/valid/*.json"
             f.write("\n".join(lines) + "\n")
     print(f"{side}: {len(lines)} examples, {400 * len(lines)} records")
 PY
-gateway=$target/instrumented/release/gateway
 export LLVM_PROFILE_FILE="$data/train-%p-%m.profraw"
 # Exit status 1 is "some records refused" (a few valid examples cannot be mapped, and the
 # invalid ones are refused, so the paths that report issues are trained too); 2 and up fail.
@@ -72,7 +89,6 @@ train map --from apotti "$work/apotti.ndjson"
 train map --from kanta "$work/kanta.ndjson"
 train validate profiles/examples/*/*/invalid/*.json
 train map --from apotti profiles/examples/apotti/SOSKU_*/invalid/*.json
-load=$(find "$target/instrumented/release/deps" -maxdepth 1 -type f -executable -name 'load-*' | head -n 1)
 LOAD_BACKEND=sqlite LOAD_SECONDS=3 LOAD_RECORDS=20000 "$load" --bench
 unset LLVM_PROFILE_FILE
 
@@ -81,11 +97,14 @@ echo "== 3/4 merging the profiles"
 ls -l "$profile"
 
 echo "== 4/4 optimised build ($target/optimised)"
-RUSTFLAGS="-Cprofile-use=$profile" CARGO_TARGET_DIR="$target/optimised" \
-  cargo build --release --locked -p sosku-gateway --bin gateway
-echo "the PGO build: $target/optimised/release/gateway"
-
+# The benchmark is built in the same build (release profile), not by `cargo bench`, whose
+# own profile would compile every crate a second time.
 if $bench; then
-  RUSTFLAGS="-Cprofile-use=$profile" CARGO_TARGET_DIR="$target/optimised" \
-    cargo bench --locked -p sosku-gateway --bench mapping_ratio
+  build "-Cprofile-use=$profile" "$target/optimised" --bin gateway --bench mapping_ratio
+else
+  build "-Cprofile-use=$profile" "$target/optimised" --bin gateway
+fi
+echo "the PGO build: $(built gateway)"
+if $bench; then
+  "$(built mapping_ratio)" --bench
 fi

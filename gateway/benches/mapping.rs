@@ -18,7 +18,7 @@ use serde_json::Value;
 
 #[path = "support/mapping_fixtures.rs"]
 mod fixtures;
-use fixtures::{FIXTURES, context_for, parse, plan_of, read, text};
+use fixtures::{FIXTURES, bare_step, context_for, plan_of, read, whole_path};
 
 fn bench(c: &mut Criterion) {
     let profiles = ProfileRegistry::load(&ProfileSource::Embedded).expect("profiles");
@@ -62,38 +62,29 @@ fn bench(c: &mut Criterion) {
             format!("whole_path_forward ({} B)", apotti_bytes.len()),
             |b| {
                 b.iter(|| {
-                    let record = parse(black_box(&apotti_bytes));
-                    let mapped = mappings.map_record_as(
+                    whole_path(
                         &profiles,
-                        &record,
+                        &mappings,
+                        black_box(&apotti_bytes),
                         Direction::Forward,
                         &forward_context,
-                        false,
-                        text,
-                    );
-                    black_box(mapped.document.expect("maps"))
+                    )
                 });
             },
         );
         group.bench_function("whole_path_backward", |b| {
             b.iter(|| {
-                let record = parse(black_box(&kanta_bytes));
-                let mapped = mappings.map_record_as(
+                whole_path(
                     &profiles,
-                    &record,
+                    &mappings,
+                    black_box(&kanta_bytes),
                     Direction::Backward,
                     &backward_context,
-                    false,
-                    text,
-                );
-                black_box(mapped.document.expect("maps"))
+                )
             });
         });
         group.bench_function("serde_parse_and_serialize", |b| {
-            b.iter(|| {
-                let record: Value = serde_json::from_slice(black_box(&apotti_bytes)).expect("json");
-                black_box(serde_json::to_vec(&record).expect("serialize"))
-            });
+            b.iter(|| bare_step(black_box(&apotti_bytes)));
         });
         group.finish();
     }

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 #[path = "support/mapping_fixtures.rs"]
 mod fixtures;
-use fixtures::{FIXTURES, context_for, parse, plan_of, read, text};
+use fixtures::{FIXTURES, bare_step, context_for, plan_of, read, whole_path};
 
 /// Per-record times of one round's two batches.
 #[derive(Debug, Clone, Copy)]
@@ -58,38 +58,34 @@ fn main() {
         let record: Value = serde_json::from_slice(&bytes).expect("json");
         let context = context_for(plan_of(&mappings, kind), &record, Direction::Forward);
 
-        let whole_path = || {
-            let record = parse(black_box(&bytes));
-            let mapped = mappings.map_record_as(
+        let run_whole = || {
+            black_box(whole_path(
                 &profiles,
-                &record,
+                &mappings,
+                black_box(&bytes),
                 Direction::Forward,
                 &context,
-                false,
-                text,
-            );
-            black_box(mapped.document.expect("maps"));
+            ));
         };
-        let bare = || {
-            let record: Value = serde_json::from_slice(black_box(&bytes)).expect("json");
-            black_box(serde_json::to_vec(&record).expect("serialize"));
+        let run_bare = || {
+            black_box(bare_step(black_box(&bytes)));
         };
 
         // Warm caches, the allocator and the CPU's clock before the first round counts.
         let warm_until = Instant::now() + Duration::from_millis(500);
         while Instant::now() < warm_until {
-            whole_path();
-            bare();
+            run_whole();
+            run_bare();
         }
         let measured: Vec<Round> = (0..rounds)
             .map(|round| {
                 if round % 2 == 0 {
-                    let whole = per_record(batch, whole_path);
-                    let bare = per_record(batch, bare);
+                    let whole = per_record(batch, run_whole);
+                    let bare = per_record(batch, run_bare);
                     Round { whole, bare }
                 } else {
-                    let bare = per_record(batch, bare);
-                    let whole = per_record(batch, whole_path);
+                    let bare = per_record(batch, run_bare);
+                    let whole = per_record(batch, run_whole);
                     Round { whole, bare }
                 }
             })
@@ -108,13 +104,9 @@ fn per_record(batch: u32, mut step: impl FnMut()) -> Duration {
 }
 
 fn report(kind: &str, bytes: usize, batch: u32, rounds: &[Round]) {
-    let mut ratios: Vec<f64> = rounds.iter().map(|round| round.ratio()).collect();
-    let mut whole: Vec<f64> = rounds.iter().map(|r| micros(r.whole)).collect();
-    let mut bare: Vec<f64> = rounds.iter().map(|r| micros(r.bare)).collect();
-    for values in [&mut ratios, &mut whole, &mut bare] {
-        values.sort_by(f64::total_cmp);
-    }
-    let whole_median = quantile(&whole, 0.5);
+    let ratio = Spread::of(rounds.iter().map(|round| round.ratio()));
+    let whole = Spread::of(rounds.iter().map(|round| micros(round.whole)));
+    let bare = Spread::of(rounds.iter().map(|round| micros(round.bare)));
     println!(
         "{kind} ({bytes} B), whole path forward against bare serde_json parse and serialize, \
          {} paired rounds of {batch} records each:",
@@ -122,25 +114,19 @@ fn report(kind: &str, bytes: usize, batch: u32, rounds: &[Round]) {
     );
     println!(
         "  ratio        median {:.2}x  (quartiles {:.2} - {:.2}; least {:.2}, most {:.2})",
-        quantile(&ratios, 0.5),
-        quantile(&ratios, 0.25),
-        quantile(&ratios, 0.75),
-        quantile(&ratios, 0.0),
-        quantile(&ratios, 1.0),
+        ratio.median, ratio.lower_quartile, ratio.upper_quartile, ratio.least, ratio.most,
     );
     println!(
-        "  whole path   median {whole_median:.2} us = {:.0} records/s  (quartiles {:.2} - {:.2} us; fastest {:.2} us)",
-        1e6 / whole_median,
-        quantile(&whole, 0.25),
-        quantile(&whole, 0.75),
-        quantile(&whole, 0.0),
+        "  whole path   median {:.2} us = {:.0} records/s  (quartiles {:.2} - {:.2} us; fastest {:.2} us)",
+        whole.median,
+        1e6 / whole.median,
+        whole.lower_quartile,
+        whole.upper_quartile,
+        whole.least,
     );
     println!(
         "  bare step    median {:.2} us  (quartiles {:.2} - {:.2} us; fastest {:.2} us)",
-        quantile(&bare, 0.5),
-        quantile(&bare, 0.25),
-        quantile(&bare, 0.75),
-        quantile(&bare, 0.0),
+        bare.median, bare.lower_quartile, bare.upper_quartile, bare.least,
     );
 }
 
@@ -148,13 +134,35 @@ fn micros(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6
 }
 
-/// The `q` quantile of sorted `values` (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let last = sorted.len().saturating_sub(1);
-    // `q` is in 0..=1, so the rank is in 0..=last.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let rank = ((last as f64) * q).round() as usize;
-    sorted.get(rank.min(last)).copied().unwrap_or(f64::NAN)
+/// How a series of measurements spreads: least, quartiles (nearest rank), median, most.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    least: f64,
+    lower_quartile: f64,
+    median: f64,
+    upper_quartile: f64,
+    most: f64,
+}
+
+impl Spread {
+    fn of(values: impl Iterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = values.collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let last = sorted.len().saturating_sub(1);
+            // `q` is in 0..=1, so the rank is in 0..=last.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let rank = ((last as f64) * q).round() as usize;
+            sorted.get(rank.min(last)).copied().unwrap_or(f64::NAN)
+        };
+        Self {
+            least: at(0.0),
+            lower_quartile: at(0.25),
+            median: at(0.5),
+            upper_quartile: at(0.75),
+            most: at(1.0),
+        }
+    }
 }
 
 fn env_number(name: &str, default: u32) -> u32 {

@@ -14,20 +14,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::hint::black_box;
 use std::path::Path;
 
-use gateway::input::{Item, parse_line};
 use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::{self, Direction};
 use gateway::mapping::{MappingSet, MappingSource};
 use gateway::profiles::{ProfileRegistry, ProfileSource};
 use serde_json::Value;
 
-fn read(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../mappings/fixtures")
-        .join(name);
-    let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    serde_json::to_vec(&value).unwrap()
-}
+#[path = "../benches/support/mapping_fixtures.rs"]
+mod fixtures;
+use fixtures::{bare_step, context_for, fixture_of, plan_of, read, whole_path};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -38,27 +33,16 @@ fn main() {
     let kind = args[1].as_str();
     let step = args[2].as_str();
     let n: usize = args[3].parse().unwrap();
-    let fixture = match kind {
-        "decision" => "decision-positive-approved",
-        "plan" => "plan-active-goals-methods-participants",
-        _ => "visit-remote-1950-char-line-six-answers",
-    };
+    let fixture = fixture_of(kind);
     let profiles = ProfileRegistry::load(&ProfileSource::Embedded).unwrap();
     let mappings = MappingSet::load(&MappingSource::Embedded, &profiles).unwrap();
     let apotti_bytes = read(&format!("{fixture}.apotti.json"));
     let kanta_bytes = read(&format!("{fixture}.kanta.json"));
     let apotti: Value = serde_json::from_slice(&apotti_bytes).unwrap();
     let kanta: Value = serde_json::from_slice(&kanta_bytes).unwrap();
-    let plan = mappings
-        .plan_for(
-            Direction::Forward,
-            &format!("apotti/SOSKU_{}", kind.to_uppercase()),
-        )
-        .unwrap();
-    let mut fctx = LocalContext::new("1.2.246.10.0", 2026);
-    fctx.prepare(plan, &apotti, Direction::Forward);
-    let mut bctx = LocalContext::new("1.2.246.10.0", 2026);
-    bctx.prepare(plan, &kanta, Direction::Backward);
+    let plan = plan_of(&mappings, kind);
+    let fctx = context_for(plan, &apotti, Direction::Forward);
+    let bctx = context_for(plan, &kanta, Direction::Backward);
     let src = profiles.select(&apotti).unwrap();
     let tgt = profiles.select(&kanta).unwrap();
     for _ in 0..n {
@@ -89,20 +73,10 @@ fn main() {
                 } else {
                     (&kanta_bytes, Direction::Backward, &bctx)
                 };
-                let Some(Item::Record(record)) = parse_line(black_box(bytes), false, usize::MAX)
-                else {
-                    panic!("a record");
-                };
-                let mapped = mappings.map_record_as(&profiles, &record, dir, ctx, false, |d| {
-                    let mut out = Vec::with_capacity(4096);
-                    d.write(&mut out);
-                    out
-                });
-                black_box(mapped.document.expect("maps"));
+                black_box(whole_path(&profiles, &mappings, black_box(bytes), dir, ctx));
             }
             "serde" => {
-                let record: Value = serde_json::from_slice(black_box(&apotti_bytes)).unwrap();
-                black_box(serde_json::to_vec(&record).unwrap());
+                black_box(bare_step(black_box(&apotti_bytes)));
             }
             "vsrc" => {
                 black_box(profiles.validate_with(src, black_box(&apotti)));

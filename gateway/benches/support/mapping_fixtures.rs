@@ -1,5 +1,10 @@
-//! What the mapping benchmarks share: the fixtures of the three record types, read as compact
-//! bytes, and the whole path's parse and write done as the gateway does them.
+//! What the mapping benchmarks and `examples/mapprof.rs` share: the fixtures of the three record
+//! types, read as compact bytes, and the two steps they time, so that every tool times the
+//! same work: the whole path as the gateway runs it, and the bare `serde_json` step it is
+//! compared with.
+
+// Each tool that includes this file uses a part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -7,6 +12,7 @@ use gateway::mapping::MappingSet;
 use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::Direction;
 use gateway::mapping::plan::MappingPlan;
+use gateway::profiles::ProfileRegistry;
 use serde_json::Value;
 
 /// Record type and the fixture pair (`mappings/fixtures/<name>.{apotti,kanta}.json`) each
@@ -27,15 +33,45 @@ pub fn read(name: &str) -> Vec<u8> {
     serde_json::to_vec(&value).expect("serialize")
 }
 
+/// The fixture name of a record type (`decision`, `plan`, `visit`).
+pub fn fixture_of(kind: &str) -> &'static str {
+    FIXTURES
+        .iter()
+        .find(|(known, _)| *known == kind)
+        .map(|(_, fixture)| *fixture)
+        .unwrap_or_else(|| panic!("no fixture for record type {kind:?}"))
+}
+
+/// The whole path from bytes to bytes, as the gateway runs it: parse the line, validate the
+/// source, map, validate the target, write the document's text.
+pub fn whole_path(
+    profiles: &ProfileRegistry,
+    mappings: &MappingSet,
+    bytes: &[u8],
+    direction: Direction,
+    context: &LocalContext,
+) -> Vec<u8> {
+    let record = parse(bytes);
+    let mapped = mappings.map_record_as(profiles, &record, direction, context, false, text);
+    mapped.document.expect("maps")
+}
+
+/// The bare step the whole path is compared with: `serde_json` parses the same bytes into a
+/// `Value` and serializes it again.
+pub fn bare_step(bytes: &[u8]) -> Vec<u8> {
+    let record: Value = serde_json::from_slice(bytes).expect("json");
+    serde_json::to_vec(&record).expect("serialize")
+}
+
 /// The text of a mapped document, written as the gateway writes it.
-pub fn text(document: &gateway::json_tree::Output<'_>) -> Vec<u8> {
+fn text(document: &gateway::json_tree::Output<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
     document.write(&mut out);
     out
 }
 
 /// A record parsed as the gateway parses an NDJSON line.
-pub fn parse(bytes: &[u8]) -> Value {
+fn parse(bytes: &[u8]) -> Value {
     match gateway::input::parse_line(bytes, false, usize::MAX) {
         Some(gateway::input::Item::Record(record)) => record,
         _ => panic!("the fixture is a record"),
