@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::http::verify_log;
 use crate::input::{DEFAULT_MAX_RECORD_BYTES, InputMode};
 use crate::map_cli::{self, MapOptions, Side};
+use crate::mapping::engine::Direction;
 use crate::mapping::{MappingSet, MappingSource};
 use crate::profiles::{ProfileRegistry, ProfileSource};
 use crate::server::{App, open_store, shutdown_signal};
@@ -446,6 +447,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                             plan.rules.len(),
                             plan.hash
                         )?;
+                        for (direction, target) in [
+                            (Direction::Forward, &plan.header.kanta),
+                            (Direction::Backward, &plan.header.apotti_import),
+                        ] {
+                            let fixed = plan
+                                .specialised(direction)
+                                .map_or(0, |s| s.replaced().len());
+                            writeln!(
+                                out,
+                                "\t{direction:?}: {fixed} subschemas of {target} checked once, at load, against every value the mapping can write there"
+                            )?;
+                        }
                     }
                     writeln!(
                         out,

@@ -9,6 +9,7 @@ pub mod check;
 pub mod concepts;
 pub mod context;
 pub mod engine;
+pub mod known;
 
 pub mod plan;
 pub mod reads;
@@ -138,21 +139,46 @@ impl MappingSet {
                     file: path.clone(),
                     rules,
                     hash: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
+                    specialised: [None, None],
                 }),
                 Err(mut more) => errors.append(&mut more),
             }
         }
-        let set = Self {
+        let mut set = Self {
             concepts,
             plans,
             concept_index,
         };
         errors.extend(check::check_all(&set, profiles));
-        if errors.is_empty() {
-            Ok(set)
-        } else {
-            Err(errors)
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        for plan in &mut set.plans {
+            for direction in [Direction::Forward, Direction::Backward] {
+                let target = match direction {
+                    Direction::Forward => &plan.header.kanta,
+                    Direction::Backward => &plan.header.apotti_import,
+                };
+                let Some(profile) = profiles.get(target) else {
+                    continue;
+                };
+                let known = known::known_fields(plan, &set.concepts, direction);
+                let slot = usize::from(matches!(direction, Direction::Backward));
+                plan.specialised[slot] = match profiles.specialise(profile, &known) {
+                    Ok(specialised) => specialised,
+                    Err(reason) => {
+                        tracing::warn!(
+                            mapping = %plan.header.id,
+                            profile = %target,
+                            %reason,
+                            "target profile not specialised; every field is checked per record"
+                        );
+                        None
+                    }
+                };
+            }
+        }
+        Ok(set)
     }
 
     /// A concept map by id.
@@ -300,7 +326,8 @@ impl MappingSet {
                 trace,
             };
         };
-        let violations = profiles.validate_output(target, &document);
+        let violations =
+            profiles.validate_output_with(target, plan.specialised(direction), &document);
         if violations.is_empty() {
             return Mapped {
                 mapping,

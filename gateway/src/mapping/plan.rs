@@ -14,10 +14,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::engine::Direction;
 use super::reads::ReadTree;
 use super::transforms::Transform;
 use super::writes::WriteTree;
 use crate::json_tree::Fixed;
+use crate::profiles::specialise::Specialised;
 
 /// A mapping file as written.
 #[derive(Debug, Deserialize)]
@@ -424,6 +426,17 @@ pub struct MappingPlan {
     pub rules: Rules,
     /// SHA-256 of the file's bytes.
     pub hash: String,
+    /// The target profiles' validators specialised to this mapping, forward and backward
+    /// ([`crate::profiles::specialise`]); `None` where nothing could be specialised.
+    pub specialised: [Option<Specialised>; 2],
+}
+
+impl MappingPlan {
+    /// The target profile's validator specialised to this mapping in `direction`, if any.
+    #[must_use]
+    pub fn specialised(&self, direction: Direction) -> Option<&Specialised> {
+        self.specialised[usize::from(matches!(direction, Direction::Backward))].as_ref()
+    }
 }
 
 /// A compile error: file, line, rule and what is wrong.

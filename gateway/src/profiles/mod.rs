@@ -8,6 +8,7 @@
 
 pub(crate) mod issues;
 pub mod rules;
+pub mod specialise;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -373,7 +374,28 @@ impl ProfileRegistry {
     /// issue; the same issues [`Self::validate_with`] finds in the value it stands for.
     #[must_use]
     pub fn validate_output(&self, profile: &Profile, document: &Output<'_>) -> Vec<Issue> {
-        if profile.output_validator.is_valid(document.node()) {
+        self.validate_output_with(profile, None, document)
+    }
+
+    /// [`Self::validate_output`], deciding validity with `specialised` (the profile's validator
+    /// specialised to the mapping that built `document`, see [`specialise`]) when given; the
+    /// issues, when there are any, come from the full validator.
+    #[must_use]
+    pub fn validate_output_with(
+        &self,
+        profile: &Profile,
+        specialised: Option<&specialise::Specialised>,
+        document: &Output<'_>,
+    ) -> Vec<Issue> {
+        let valid = specialised.map_or(&profile.output_validator, |s| &s.validator);
+        let verdict = valid.is_valid(document.node());
+        debug_assert_eq!(
+            verdict,
+            profile.output_validator.is_valid(document.node()),
+            "the specialised validator of {} disagrees with the full one",
+            profile.id()
+        );
+        if verdict {
             return Vec::new();
         }
         let mut found = Vec::new();
