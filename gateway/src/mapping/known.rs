@@ -1,5 +1,6 @@
 //! The fields a mapping writes, in one direction, from values known when it loads: constants,
-//! and concept-map translations (a short list of codings forward, of labels backward).
+//! and concept-map translations (a short list of codings forward, of labels backward); and the
+//! fields it copies unchanged from one field of the (already validated) source record.
 //!
 //! Why: the target profile's validator is specialised to these fields
 //! ([`crate::profiles::specialise`]), so a document's fixed parts are validated once, at load,
@@ -12,8 +13,8 @@ use serde_json::Value;
 
 use super::concepts::ConceptMap;
 use super::engine::Direction;
-use super::plan::{Convert, MappingPlan, Rule, Shape, Source};
-use crate::profiles::specialise::{KnownField, Step};
+use super::plan::{Convert, MappingPlan, Ptr, Rule, Shape, Source};
+use crate::profiles::specialise::{Known, KnownField, Step};
 
 /// What `plan` writes from values known at load when run in `direction`.
 #[must_use]
@@ -24,61 +25,106 @@ pub fn known_fields(
 ) -> Vec<KnownField> {
     let forward = matches!(direction, Direction::Forward);
     let mut writes = Vec::new();
-    collect(&plan.rules, concepts, forward, &[], &mut writes);
+    collect(&plan.rules, concepts, forward, &[], &[], &mut writes);
     writes
         .iter()
         .enumerate()
         .filter_map(|(index, write)| {
-            let values = write.values.as_ref()?;
+            let known = write.known.as_ref()?;
             let alone = writes.iter().enumerate().all(|(other, them)| {
                 other == index
                     || !(is_within(&them.path, &write.path) || is_within(&write.path, &them.path))
             });
             alone.then(|| KnownField {
                 path: write.path.clone(),
-                values: values.clone(),
+                known: known.clone(),
             })
         })
         .collect()
 }
 
-/// One place a rule writes, with its values when they are known at load.
+/// One place a rule writes, with what is known of its values at load.
 #[derive(Debug)]
 struct Write {
     path: Vec<Step>,
-    values: Option<Vec<Value>>,
+    known: Option<Known>,
 }
 
+/// Collects what `rules` write; `base` is where their target pointers start (an array's
+/// items, in nested rules), `source_base` the same on the side they read.
 fn collect(
     rules: &[Rule],
     concepts: &[ConceptMap],
     forward: bool,
     base: &[Step],
+    source_base: &[Step],
     out: &mut Vec<Write>,
 ) {
     for rule in rules {
-        let target = if forward { &rule.kanta } else { &rule.apotti };
+        let (target, read) = if forward {
+            (&rule.kanta, &rule.apotti)
+        } else {
+            (&rule.apotti, &rule.kanta)
+        };
         let Some(target) = target else { continue };
         let source = if forward {
             &rule.forward
         } else {
             &rule.reverse
         };
-        let mut path = base.to_vec();
-        path.extend(target.segments.iter().cloned().map(Step::Name));
+        let path = below(base, &target.segments);
         match &rule.shape {
             Shape::Field => {
                 if !matches!(source, Source::Nothing) {
-                    let values = values_of(source, concepts, forward);
-                    out.push(Write { path, values });
+                    let known = values_of(source, concepts, forward)
+                        .map(Known::Values)
+                        .or_else(|| {
+                            copied_from(rule, source, read.as_ref(), base, source_base)
+                                .map(Known::CopiedFrom)
+                        });
+                    out.push(Write { path, known });
                 }
             }
-            Shape::Each(nested) => {
-                path.push(Step::AnyItem);
-                collect(nested, concepts, forward, &path, out);
-            }
-            Shape::Single(_) | Shape::Group(_) => out.push(Write { path, values: None }),
+            Shape::Each(nested) => match read {
+                Some(read) => {
+                    let mut items = path;
+                    items.push(Step::AnyItem);
+                    let mut source_items = below(source_base, &read.segments);
+                    source_items.push(Step::AnyItem);
+                    collect(nested, concepts, forward, &items, &source_items, out);
+                }
+                None => out.push(Write { path, known: None }),
+            },
+            Shape::Single(_) | Shape::Group(_) => out.push(Write { path, known: None }),
         }
+    }
+}
+
+fn below(base: &[Step], segments: &[String]) -> Vec<Step> {
+    let mut path = base.to_vec();
+    path.extend(segments.iter().cloned().map(Step::Name));
+    path
+}
+
+/// The source field a rule copies unchanged, with no default standing in for it. A copy from
+/// another field (`forward = { apotti = ... }`) counts only outside nested rules, where its
+/// pointer is the record's own.
+fn copied_from(
+    rule: &Rule,
+    source: &Source,
+    read: Option<&Ptr>,
+    base: &[Step],
+    source_base: &[Step],
+) -> Option<Vec<Step>> {
+    if rule.default.is_some() {
+        return None;
+    }
+    match source {
+        Source::Peer(Convert::Copy) => Some(below(source_base, &read?.segments)),
+        Source::Other(other, Convert::Copy) if base.is_empty() && source_base.is_empty() => {
+            Some(below(&[], &other.segments))
+        }
+        _ => None,
     }
 }
 
@@ -163,9 +209,9 @@ mod tests {
         ] {
             assert!(paths.contains(&&name(path)), "{path:?} should be known");
         }
-        // Written from the record, from the context, or merged with another rule's fields.
+        // Written from the context, or merged with another rule's fields.
         for path in [
-            &["header", "client", "hetu"][..],
+            &["header", "documentOid"][..],
             &["header", "language"],
             &["body", "decision", "validity"],
         ] {
@@ -174,15 +220,28 @@ mod tests {
                 "{path:?} should not be known"
             );
         }
-        let register = known
-            .iter()
-            .find(|field| field.path == name(&["header", "registerType"]))
-            .expect("registerType");
-        assert_eq!(register.values.len(), 1);
+        let known_at = |path: &[&str]| {
+            known
+                .iter()
+                .find(|field| field.path == name(path))
+                .map(|field| field.known.clone())
+        };
+        let Some(Known::Values(register)) = known_at(&["header", "registerType"]) else {
+            panic!("registerType is a constant");
+        };
+        assert_eq!(register.len(), 1);
+        assert_eq!(register[0]["system"], "urn:oid:1.2.246.537.6.1264.201701");
         assert_eq!(
-            register.values[0]["system"],
-            "urn:oid:1.2.246.537.6.1264.201701"
+            known_at(&["header", "client", "hetu"]),
+            Some(Known::CopiedFrom(name(&["PATIENT", "SSN"])))
         );
+        assert_eq!(
+            known_at(&["header", "author", "id"]),
+            Some(Known::CopiedFrom(name(&["DECISION", "DECIDER_ID"])))
+        );
+        // Transformed on the way (a time made ISO 8601), or with a default standing in.
+        assert_eq!(known_at(&["header", "createdAt"]), None);
+        assert_eq!(known_at(&["header", "client", "nonDisclosure"]), None);
     }
 
     #[test]

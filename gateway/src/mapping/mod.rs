@@ -159,12 +159,17 @@ impl MappingSet {
                     Direction::Forward => &plan.header.kanta,
                     Direction::Backward => &plan.header.apotti_import,
                 };
-                let Some(profile) = profiles.get(target) else {
+                let source = match direction {
+                    Direction::Forward => &plan.header.apotti,
+                    Direction::Backward => &plan.header.kanta,
+                };
+                let (Some(profile), Some(source)) = (profiles.get(target), profiles.get(source))
+                else {
                     continue;
                 };
                 let known = known::known_fields(plan, &set.concepts, direction);
                 let slot = usize::from(matches!(direction, Direction::Backward));
-                plan.specialised[slot] = match profiles.specialise(profile, &known) {
+                plan.specialised[slot] = match profiles.specialise(profile, source, &known) {
                     Ok(specialised) => specialised,
                     Err(reason) => {
                         tracing::warn!(
@@ -259,6 +264,9 @@ impl MappingSet {
     }
 
     /// Maps an already-valid record with `plan` and checks the output.
+    ///
+    /// The record must be valid against the plan's source profile: the target check relies on
+    /// it for the fields the plan copies unchanged ([`crate::profiles::specialise`]).
     #[must_use]
     pub fn run_checked(
         &self,

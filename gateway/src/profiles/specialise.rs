@@ -1,21 +1,26 @@
 //! A target profile's validator specialised to one mapping: the subschemas that can only ever
-//! see values known when the mappings load are checked against those values once, at load, and
-//! replaced by `true`.
+//! see values settled when the mappings load are replaced by `true`.
 //!
 //! Why: a mapped document carries many values the mapping fixes (a document type's codings,
-//! its title, retention rules) or takes from a short list (concept-map codings). Validating
-//! them again for every record was about a fifth of the target profile's work.
+//! its title, retention rules), takes from a short list (concept-map codings) or copies
+//! unchanged from a field the source profile has already checked against the same definition
+//! (the hetu, names). Validating them again for every record was about two fifths of the
+//! target profile's work.
 //!
-//! The replacement is exact, not an approximation, for every document the mapping can build.
-//! A subschema `S` (a member of some `properties`) is replaced only when
+//! The replacement is exact, not an approximation, for every document the mapping can build
+//! from a record valid against its source profile. A subschema `S` (a member of some
+//! `properties`) is replaced only when
 //! - the walk below proves that `S` is applied to one instance location `L` and no other
 //!   (it follows `$ref`, `allOf`/`anyOf`/`oneOf`, `not`, `if`/`then`/`else`, `properties` and
 //!   `items`; a subschema reached any other way counts as applied anywhere);
-//! - the mapping writes `L` in one rule only, from a finite list of values, and nothing else
-//!   writes at, above or below `L` ([`KnownField`]);
-//! - every one of those values is valid against `S` (checked here, with the same validator
-//!   options as the profile), and nothing reachable from `S` carries the profile's own keyword
-//!   (`x-sosku-rules` may read other fields).
+//! - the mapping writes `L` in one rule only, and nothing else writes at, above or below `L`
+//!   ([`KnownField`]);
+//! - either every value the rule can write (a finite list) is valid against `S`, checked here
+//!   with the same validator options as the profile; or the rule copies, unchanged, a source
+//!   field that the source profile holds to `S` itself in every valid record (`S` compared
+//!   without its annotations and with its `$ref`s resolved, see [`Known::CopiedFrom`]);
+//! - nothing reachable from `S` carries the profile's own keyword (`x-sosku-rules` may read
+//!   other fields).
 //!
 //! Then `S` gives `true` for every value that can reach it, wherever it sits (even inside `if`
 //! or `not`), so the specialised validator's verdict equals the full one's. Anything the walk
@@ -39,13 +44,23 @@ pub enum Step {
     AnyItem,
 }
 
-/// An instance location a mapping writes from a finite list of values known at load.
+/// An instance location whose values a mapping knows something of at load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnownField {
     /// Where, from the document's root.
     pub path: Vec<Step>,
-    /// Every value the mapping can write there.
-    pub values: Vec<Value>,
+    /// What is known.
+    pub known: Known,
+}
+
+/// What a mapping knows at load of the values it writes at one place.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Known {
+    /// They are among these.
+    Values(Vec<Value>),
+    /// They are copied unchanged from this place of the source record, which was validated
+    /// against its own profile before it was mapped.
+    CopiedFrom(Vec<Step>),
 }
 
 /// A profile's validator with the subschemas proven by [`KnownField`]s replaced by `true`.
@@ -80,7 +95,10 @@ enum Applied {
 struct Walk<'d> {
     documents: &'d HashMap<String, Value>,
     applied: HashMap<Place, Applied>,
-    visited: HashSet<(Place, Option<Vec<Step>>)>,
+    /// The schema objects every valid instance satisfies at a place (reached only through
+    /// `$ref`, `allOf`, `properties` and `items`).
+    firm: HashMap<Vec<Step>, Vec<Place>>,
+    visited: HashSet<(Place, Option<Vec<Step>>, bool)>,
     /// Members of `properties`: the candidates for replacement.
     members: Vec<Place>,
     /// Objects carrying the profile's own keyword.
@@ -92,6 +110,7 @@ impl<'d> Walk<'d> {
         Self {
             documents,
             applied: HashMap::new(),
+            firm: HashMap::new(),
             visited: HashSet::new(),
             members: Vec::new(),
             custom: false,
@@ -105,14 +124,21 @@ impl<'d> Walk<'d> {
         pointer: String,
         schema: &'d Value,
         path: Option<Vec<Step>>,
+        firm: bool,
     ) -> Result<(), String> {
         let Some(object) = schema.as_object() else {
             return Ok(());
         };
         let path = path.filter(|p| p.len() <= MAX_DEPTH);
         let place = (uri.to_owned(), pointer);
-        if !self.visited.insert((place.clone(), path.clone())) {
+        if !self.visited.insert((place.clone(), path.clone(), firm)) {
             return Ok(());
+        }
+        if let (true, Some(path)) = (firm, &path) {
+            let here = self.firm.entry(path.clone()).or_default();
+            if !here.contains(&place) {
+                here.push(place.clone());
+            }
         }
         let now = match (self.applied.get(&place), &path) {
             (None, Some(p)) => Applied::At(p.clone()),
@@ -135,7 +161,7 @@ impl<'d> Walk<'d> {
                         .get(&target_uri)
                         .and_then(|document| document.pointer(&target_pointer))
                         .ok_or_else(|| format!("{reference} (from {uri}) does not resolve"))?;
-                    self.schema(&target_uri, target_pointer, target, path.clone())?;
+                    self.schema(&target_uri, target_pointer, target, path.clone(), firm)?;
                 }
                 "properties" => {
                     for (name, member) in value.as_object().into_iter().flatten() {
@@ -145,20 +171,22 @@ impl<'d> Walk<'d> {
                             self.members.push(member_place);
                         }
                         let below = path.as_ref().map(|p| child(p, Step::Name(name.clone())));
-                        self.schema(uri, member_at, member, below)?;
+                        self.schema(uri, member_at, member, below, firm)?;
                     }
                 }
                 "items" => {
                     let below = path.as_ref().map(|p| child(p, Step::AnyItem));
-                    self.schema(uri, at, value, below)?;
+                    self.schema(uri, at, value, below, firm)?;
                 }
                 "allOf" | "anyOf" | "oneOf" => {
+                    // Only `allOf` holds for every valid instance.
+                    let all = keyword == "allOf" && firm;
                     for (index, each) in value.as_array().into_iter().flatten().enumerate() {
-                        self.schema(uri, format!("{at}/{index}"), each, path.clone())?;
+                        self.schema(uri, format!("{at}/{index}"), each, path.clone(), all)?;
                     }
                 }
                 "not" | "if" | "then" | "else" => {
-                    self.schema(uri, at, value, path.clone())?;
+                    self.schema(uri, at, value, path.clone(), false)?;
                 }
                 "$defs" | "definitions" => {}
                 "$anchor" | "$dynamicAnchor" | "$dynamicRef" | "$recursiveRef"
@@ -170,15 +198,15 @@ impl<'d> Walk<'d> {
                 | "contains"
                 | "unevaluatedProperties"
                 | "unevaluatedItems"
-                | "additionalItems" => self.schema(uri, at, value, None)?,
+                | "additionalItems" => self.schema(uri, at, value, None, false)?,
                 "patternProperties" | "dependentSchemas" | "dependencies" => {
                     for (name, each) in value.as_object().into_iter().flatten() {
-                        self.schema(uri, format!("{at}/{}", escape(name)), each, None)?;
+                        self.schema(uri, format!("{at}/{}", escape(name)), each, None, false)?;
                     }
                 }
                 "prefixItems" => {
                     for (index, each) in value.as_array().into_iter().flatten().enumerate() {
-                        self.schema(uri, format!("{at}/{index}"), each, None)?;
+                        self.schema(uri, format!("{at}/{index}"), each, None, false)?;
                     }
                 }
                 keyword if keyword == rules::KEYWORD => self.custom = true,
@@ -194,6 +222,47 @@ fn child(path: &[Step], step: Step) -> Vec<Step> {
     below.extend_from_slice(path);
     below.push(step);
     below
+}
+
+/// Keywords that assert nothing, left out when two schemas are compared.
+const ANNOTATIONS: [&str; 5] = ["description", "title", "$comment", "examples", "default"];
+
+/// `schema` (in document `uri`) with every `$ref` made absolute and, at its top, without
+/// annotations; `None` when a `$ref` does not resolve, or a value compared as data (`const`,
+/// `enum`) carries one, so that two schemas that read alike but mean different things never
+/// compare equal.
+fn normal(uri: &str, schema: &Value, top: bool) -> Option<Value> {
+    match schema {
+        Value::Object(object) => {
+            let mut out = serde_json::Map::new();
+            for (keyword, value) in object {
+                if top && ANNOTATIONS.contains(&keyword.as_str()) {
+                    continue;
+                }
+                let value = match (keyword.as_str(), value) {
+                    ("$ref", Value::String(reference)) => {
+                        let (document, pointer) = resolve(uri, reference).ok()?;
+                        Value::String(format!("{document}#{pointer}"))
+                    }
+                    ("const" | "enum" | "default" | "examples", data) => {
+                        if data.to_string().contains("\"$ref\"") {
+                            return None;
+                        }
+                        data.clone()
+                    }
+                    (_, value) => normal(uri, value, false)?,
+                };
+                out.insert(keyword.clone(), value);
+            }
+            Some(Value::Object(out))
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| normal(uri, item, false))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        other => Some(other.clone()),
+    }
 }
 
 /// RFC 6901 escaping of one reference token.
@@ -224,23 +293,20 @@ fn resolve(base: &str, reference: &str) -> Result<(String, String), String> {
 }
 
 impl ProfileRegistry {
-    /// `profile`'s validator specialised to a mapping that writes `known`; `Ok(None)` when no
-    /// subschema can be replaced.
+    /// `profile`'s validator specialised to a mapping that writes `known`, reading records
+    /// valid against `source`; `Ok(None)` when no subschema can be replaced.
     ///
     /// # Errors
-    /// When the profile's schemas cannot be followed (see the module documentation) or the
+    /// When the profiles' schemas cannot be followed (see the module documentation) or the
     /// specialised copy does not compile; the caller then keeps the full validator.
     pub fn specialise(
         &self,
         profile: &Profile,
+        source: &Profile,
         known: &[KnownField],
     ) -> Result<Option<Specialised>, String> {
-        let root = self
-            .documents
-            .get(&profile.uri)
-            .ok_or_else(|| format!("no document {}", profile.uri))?;
-        let mut walk = Walk::new(&self.documents);
-        walk.schema(&profile.uri, String::new(), root, Some(Vec::new()))?;
+        let walk = self.walk(profile)?;
+        let source_walk = self.walk(source)?;
 
         let registry = self.registry()?;
         let mut replaced: Vec<Place> = Vec::new();
@@ -264,14 +330,23 @@ impl ProfileRegistry {
                 continue;
             }
             let mut inner = Walk::new(&self.documents);
-            inner.schema(uri, pointer.clone(), schema, Some(Vec::new()))?;
+            inner.schema(uri, pointer.clone(), schema, Some(Vec::new()), true)?;
             if inner.custom {
                 continue;
             }
-            let probe = serde_json::json!({ "$ref": format!("{uri}#{pointer}") });
-            let validator = compile::<jsonschema::json::SerdeJson>(&registry, &probe)
-                .map_err(|error| format!("{uri}#{pointer}: {error}"))?;
-            if field.values.iter().all(|value| validator.is_valid(value)) {
+            let holds = match &field.known {
+                Known::Values(values) => {
+                    let probe = serde_json::json!({ "$ref": format!("{uri}#{pointer}") });
+                    let validator = compile::<jsonschema::json::SerdeJson>(&registry, &probe)
+                        .map_err(|error| format!("{uri}#{pointer}: {error}"))?;
+                    values.iter().all(|value| validator.is_valid(value))
+                }
+                Known::CopiedFrom(from) => {
+                    let firm = source_walk.firm.get(from).map_or(&[][..], Vec::as_slice);
+                    self.implied_by(uri, schema, firm)
+                }
+            };
+            if holds {
                 replaced.push(member.clone());
             }
         }
@@ -302,6 +377,42 @@ impl ProfileRegistry {
                 .map(|(uri, pointer)| format!("{uri}#{pointer}"))
                 .collect(),
         }))
+    }
+
+    /// The walk of `profile` from its root.
+    fn walk(&self, profile: &Profile) -> Result<Walk<'_>, String> {
+        let root = self
+            .documents
+            .get(&profile.uri)
+            .ok_or_else(|| format!("no document {}", profile.uri))?;
+        let mut walk = Walk::new(&self.documents);
+        walk.schema(&profile.uri, String::new(), root, Some(Vec::new()), true)?;
+        Ok(walk)
+    }
+
+    /// Does every value that satisfies all of `firm` (schema objects of the source profile)
+    /// satisfy `schema` (in document `uri`)? Yes when `schema`, without its own annotations,
+    /// is one of them, or is only a `$ref` to one of them; each compared with its `$ref`s
+    /// resolved.
+    fn implied_by(&self, uri: &str, schema: &Value, firm: &[Place]) -> bool {
+        let Some(wanted) = normal(uri, schema, true) else {
+            return false;
+        };
+        let referenced = wanted
+            .as_object()
+            .filter(|object| object.len() == 1)
+            .and_then(|object| object.get("$ref"))
+            .and_then(Value::as_str);
+        firm.iter().any(|(firm_uri, firm_pointer)| {
+            if referenced == Some(format!("{firm_uri}#{firm_pointer}").as_str()) {
+                return true;
+            }
+            self.documents
+                .get(firm_uri)
+                .and_then(|document| document.pointer(firm_pointer))
+                .and_then(|found| normal(firm_uri, found, true))
+                .is_some_and(|found| found == wanted)
+        })
     }
 
     fn registry(&self) -> Result<jsonschema::Registry<'_>, String> {
@@ -336,33 +447,42 @@ mod tests {
     fn known(steps: &[&str], values: Vec<Value>) -> KnownField {
         KnownField {
             path: path(steps),
-            values,
+            known: Known::Values(values),
+        }
+    }
+
+    fn copied(steps: &[&str], from: &[&str]) -> KnownField {
+        KnownField {
+            path: path(steps),
+            known: Known::CopiedFrom(path(from)),
         }
     }
 
     /// A registry of one profile `t/doc` and a shared `t/defs`.
     fn registry(doc: &Value, defs: &Value) -> ProfileRegistry {
-        let mut doc = doc.clone();
-        doc["$id"] = json!(format!("{ID_BASE}t/doc.schema.json"));
-        let mut defs = defs.clone();
-        defs["$id"] = json!(format!("{ID_BASE}t/defs.schema.json"));
-        ProfileRegistry::from_files(vec![
-            (
-                "t/doc.schema.json".into(),
-                serde_json::to_vec(&doc).expect("json"),
-            ),
-            (
-                "t/defs.schema.json".into(),
-                serde_json::to_vec(&defs).expect("json"),
-            ),
-        ])
+        registry_of_files(&[("t/doc", doc.clone()), ("t/defs", defs.clone())])
+    }
+
+    /// A registry of `(id, schema)` pairs, each stored as `<id>.schema.json`.
+    fn registry_of_files(files: &[(&str, Value)]) -> ProfileRegistry {
+        ProfileRegistry::from_files(
+            files
+                .iter()
+                .map(|(id, schema)| {
+                    let mut schema = schema.clone();
+                    schema["$id"] = json!(format!("{ID_BASE}{id}.schema.json"));
+                    let bytes = serde_json::to_vec(&schema).expect("json");
+                    (format!("{id}.schema.json"), bytes)
+                })
+                .collect(),
+        )
         .expect("registry")
     }
 
     fn replaced(registry: &ProfileRegistry, fields: &[KnownField]) -> Vec<String> {
         let profile = registry.get("t/doc").expect("profile");
         registry
-            .specialise(profile, fields)
+            .specialise(profile, profile, fields)
             .expect("specialise")
             .map(|s| s.replaced().to_vec())
             .unwrap_or_default()
@@ -439,7 +559,7 @@ mod tests {
         let fields = [known(&["status"], vec![json!("final")])];
         let profile = registry.get("t/doc").expect("profile");
         let specialised = registry
-            .specialise(profile, &fields)
+            .specialise(profile, profile, &fields)
             .expect("specialise")
             .expect("replaced");
         // `status` under `properties` is replaced; under `if`, `const: final` is not (the
@@ -512,9 +632,59 @@ mod tests {
         let registry = super::tests::registry(&doc, &defs());
         let profile = registry.get("t/doc").expect("profile");
         let refused = registry
-            .specialise(profile, &[known(&["a"], vec![json!("x")])])
+            .specialise(profile, profile, &[known(&["a"], vec![json!("x")])])
             .expect_err("a nested $id is not followed");
         assert!(refused.contains("has its own $id"), "{refused}");
+    }
+
+    #[test]
+    fn a_copy_is_checked_once_where_the_source_profile_already_holds_it_to_the_same_schema() {
+        let defs = json!({
+            "$defs": {
+                "hetu": { "type": "string", "format": "fi-hetu" },
+                "name": { "type": "string", "minLength": 1 }
+            }
+        });
+        let source = json!({
+            "type": "object",
+            "properties": {
+                "SSN": { "$ref": "defs.schema.json#/$defs/hetu" },
+                "NAME": { "description": "as written", "type": "string", "minLength": 1 },
+                "MAYBE": { "anyOf": [{ "$ref": "defs.schema.json#/$defs/name" }, { "type": "null" }] },
+                "ROWS": { "type": "array", "items": { "$ref": "defs.schema.json#/$defs/name" } }
+            }
+        });
+        let doc = json!({
+            "type": "object",
+            "properties": {
+                "hetu": { "description": "the client's", "$ref": "defs.schema.json#/$defs/hetu" },
+                "name": { "type": "string", "minLength": 1 },
+                "strict": { "type": "string", "minLength": 2 },
+                "maybe": { "$ref": "defs.schema.json#/$defs/name" },
+                "rows": { "type": "array", "items": { "$ref": "defs.schema.json#/$defs/name" } }
+            }
+        });
+        let registry = registry_of_files(&[("t/doc", doc), ("t/src", source), ("t/defs", defs)]);
+        let profile = registry.get("t/doc").expect("profile");
+        let source = registry.get("t/src").expect("profile");
+        let fields = [
+            copied(&["hetu"], &["SSN"]),
+            copied(&["name"], &["NAME"]),
+            copied(&["strict"], &["NAME"]),
+            copied(&["maybe"], &["MAYBE"]),
+            copied(&["rows", "*"], &["ROWS", "*"]),
+        ];
+        let specialised = registry
+            .specialise(profile, source, &fields)
+            .expect("specialise")
+            .expect("replaced");
+        // The same definition (hetu), or the same schema written out (name), is implied; a
+        // stricter one, or one the source holds only in an `anyOf`, is not; an array's item
+        // schema is not a member of `properties`.
+        assert_eq!(
+            specialised.replaced(),
+            [doc_at("/properties/hetu"), doc_at("/properties/name")]
+        );
     }
 
     #[test]
@@ -561,6 +731,7 @@ mod tests {
             .replaced();
         for fixed in [
             "kanta/header.schema.json#/properties/registerType",
+            "kanta/header.schema.json#/properties/client/properties/hetu",
             "kanta/header.schema.json#/properties/client/properties/municipality",
             "kanta/PAATOS_SOSKU.schema.json#/$defs/decision/properties/result",
         ] {
@@ -569,11 +740,12 @@ mod tests {
                 "{fixed}: {replaced:?}"
             );
         }
-        // Copied from the record (the hetu), from the context (the language), or shared by
-        // several places (the common definitions): checked for every record.
+        // Taken from the context (the language), transformed on the way (an EHR time made
+        // ISO 8601), or shared by several places (the common definitions): checked for every
+        // record.
         for checked in [
-            "/properties/client/properties/hetu",
             "/properties/language",
+            "/properties/createdAt",
             "common/defs",
         ] {
             assert!(
