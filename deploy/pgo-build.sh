@@ -16,7 +16,8 @@
 # Usage: deploy/pgo-build.sh [--bench]
 #   The binary is target/pgo/optimised/release/gateway (PGO_TARGET_DIR moves target/pgo).
 #   --bench also builds and runs `mapping_ratio` (the decision, plan and visit whole paths
-#   against a bare serde_json parse and serialize) with the same profile.
+#   against a bare serde_json parse and serialize) and the criterion bench `mapping -- decision/`
+#   with the same profile.
 # Needs: python3; about 15 minutes on two cores for each of the two builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,11 +101,12 @@ echo "== 4/4 optimised build ($target/optimised)"
 # The benchmark is built in the same build (release profile), not by `cargo bench`, whose
 # own profile would compile every crate a second time.
 if $bench; then
-  build "-Cprofile-use=$profile" "$target/optimised" --bin gateway --bench mapping_ratio
+  build "-Cprofile-use=$profile" "$target/optimised" --bin gateway --bench mapping_ratio --bench mapping
 else
   build "-Cprofile-use=$profile" "$target/optimised" --bin gateway
 fi
 echo "the PGO build: $(built gateway)"
 if $bench; then
   "$(built mapping_ratio)" --bench
+  "$(built mapping)" --bench decision/
 fi
