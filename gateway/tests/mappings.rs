@@ -5,12 +5,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use gateway::json_tree::Output;
 use gateway::map_cli::run_fixtures;
 use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::Direction;
 use gateway::mapping::{MappingSet, MappingSource};
+use gateway::profiles::specialise::Step;
 use gateway::profiles::{ProfileRegistry, ProfileSource};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -393,4 +395,127 @@ fn built_documents_write_and_validate_as_their_values_do() {
     }
     assert!(documents >= 40, "only {documents} documents mapped");
     assert!(violations >= 1000, "only {violations} issues compared");
+}
+
+/// A profile specialised to a mapping must give the full profile's verdict on anything but
+/// the values decided at load. Every fixture's document, mapped both ways, is broken at each
+/// place outside those (a value of the wrong type, a member left out), and both validators
+/// must agree on each broken copy; a subschema replaced where it is shared with another place
+/// would let the other place's breakage through.
+#[test]
+fn a_specialised_profile_agrees_with_the_full_one_outside_what_it_decided() {
+    let profiles = profiles();
+    let set = MappingSet::load(&MappingSource::Embedded, &profiles).expect("loads");
+    let mut checked = 0;
+    for entry in fs::read_dir(root().join("mappings/fixtures")).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (direction, target_side) = if name.ends_with(".apotti.json") {
+            (Direction::Forward, "kanta")
+        } else if name.ends_with(".kanta.json") {
+            (Direction::Backward, "apotti")
+        } else {
+            continue;
+        };
+        let record = read_json(&path);
+        let source = profiles.select(&record).expect("a known record type");
+        let plan = set.plan_for(direction, source.id()).expect("plan");
+        let mut context = LocalContext::new("1.2.246.10.0", 2026);
+        context.prepare(plan, &record, direction);
+        let mapped = set.map_record(&profiles, &record, direction, &context, false);
+        let Some(document) = mapped.document else {
+            continue; // fixtures of refusals
+        };
+        let target = if target_side == "kanta" {
+            &plan.header.kanta
+        } else {
+            &plan.header.apotti_import
+        };
+        let target = profiles.get(target).expect("target profile");
+        let specialised = plan.specialised(direction).expect("specialised");
+        let mut leaves = Vec::new();
+        places(&document, &mut Vec::new(), &mut String::new(), &mut leaves);
+        for (pointer, steps) in leaves {
+            let decided = specialised
+                .decided()
+                .iter()
+                .any(|path| within(&steps, path));
+            if decided || pointer.is_empty() {
+                continue;
+            }
+            for broken in breakages(&document, &pointer) {
+                let full = target.is_valid(&broken);
+                let fast = specialised.is_valid(&Output::Owned(broken.clone()));
+                assert_eq!(fast, full, "{name}: {pointer} broken as {broken}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} broken copies checked");
+}
+
+/// Every place in `value`, as a JSON Pointer and as steps (array items as any item).
+fn places(
+    value: &Value,
+    steps: &mut Vec<Step>,
+    pointer: &mut String,
+    out: &mut Vec<(String, Vec<Step>)>,
+) {
+    out.push((pointer.clone(), steps.clone()));
+    let children: Vec<(String, Step, &Value)> = match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, child)| {
+                (
+                    key.replace('~', "~0").replace('/', "~1"),
+                    Step::Name(key.clone()),
+                    child,
+                )
+            })
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, child)| (index.to_string(), Step::AnyItem, child))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (token, step, child) in children {
+        let length = pointer.len();
+        pointer.push('/');
+        pointer.push_str(&token);
+        steps.push(step);
+        places(child, steps, pointer, out);
+        steps.pop();
+        pointer.truncate(length);
+    }
+}
+
+/// Is `steps` at or below `path`?
+fn within(steps: &[Step], path: &[Step]) -> bool {
+    path.len() <= steps.len() && path.iter().zip(steps).all(|(a, b)| a == b)
+}
+
+/// Copies of `document` broken at `pointer`: its value replaced by one of another type, and
+/// the member left out.
+fn breakages(document: &Value, pointer: &str) -> Vec<Value> {
+    let Some(current) = document.pointer(pointer) else {
+        return Vec::new();
+    };
+    let wrong = match current {
+        Value::String(_) => json!(12345),
+        _ => json!("not-what-the-profile-wants"),
+    };
+    let mut retyped = document.clone();
+    if let Some(slot) = retyped.pointer_mut(pointer) {
+        *slot = wrong;
+    }
+    let mut broken = vec![retyped];
+    let (parent, last) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+    let mut without = document.clone();
+    if let Some(Value::Object(map)) = without.pointer_mut(parent) {
+        map.remove(&last.replace("~1", "/").replace("~0", "~"));
+        broken.push(without);
+    }
+    broken
 }

@@ -68,6 +68,7 @@ pub enum Known {
 pub struct Specialised {
     pub(super) validator: jsonschema::Validator<OutputJson>,
     replaced: Vec<String>,
+    decided: Vec<Vec<Step>>,
 }
 
 impl Specialised {
@@ -75,6 +76,20 @@ impl Specialised {
     #[must_use]
     pub fn replaced(&self) -> &[String] {
         &self.replaced
+    }
+
+    /// The instance locations whose values are decided at load (those of the replaced
+    /// subschemas).
+    #[must_use]
+    pub fn decided(&self) -> &[Vec<Step>] {
+        &self.decided
+    }
+
+    /// The specialised verdict on `document` (the full profile's for every document its
+    /// mapping can build from a valid record).
+    #[must_use]
+    pub fn is_valid(&self, document: &crate::json_tree::Output<'_>) -> bool {
+        self.validator.is_valid(document.node())
     }
 }
 
@@ -310,6 +325,7 @@ impl ProfileRegistry {
 
         let registry = self.registry()?;
         let mut replaced: Vec<Place> = Vec::new();
+        let mut decided: Vec<Vec<Step>> = Vec::new();
         for member in &walk.members {
             let Some(Applied::At(path)) = walk.applied.get(member) else {
                 continue;
@@ -348,6 +364,9 @@ impl ProfileRegistry {
             };
             if holds {
                 replaced.push(member.clone());
+                if !decided.contains(path) {
+                    decided.push(path.clone());
+                }
             }
         }
         if replaced.is_empty() {
@@ -370,8 +389,10 @@ impl ProfileRegistry {
         let validator = compile::<OutputJson>(&registry, root)
             .map_err(|error| format!("{}: {error}", profile.uri))?;
         replaced.sort();
+        decided.sort_by_key(|path| format!("{path:?}"));
         Ok(Some(Specialised {
             validator,
+            decided,
             replaced: replaced
                 .into_iter()
                 .map(|(uri, pointer)| format!("{uri}#{pointer}"))
