@@ -168,8 +168,7 @@ impl MappingSet {
                     continue;
                 };
                 let known = known::known_fields(plan, &set.concepts, direction);
-                let slot = usize::from(matches!(direction, Direction::Backward));
-                plan.specialised[slot] = match profiles.specialise(profile, source, &known) {
+                let specialised = match profiles.specialise(profile, source, &known) {
                     Ok(specialised) => specialised,
                     Err(reason) => {
                         tracing::warn!(
@@ -181,6 +180,7 @@ impl MappingSet {
                         None
                     }
                 };
+                plan.set_specialised(direction, specialised);
             }
         }
         Ok(set)

@@ -435,7 +435,16 @@ impl MappingPlan {
     /// The target profile's validator specialised to this mapping in `direction`, if any.
     #[must_use]
     pub fn specialised(&self, direction: Direction) -> Option<&Specialised> {
-        self.specialised[usize::from(matches!(direction, Direction::Backward))].as_ref()
+        self.specialised[Self::slot(direction)].as_ref()
+    }
+
+    /// Sets [`Self::specialised`] for `direction`.
+    pub fn set_specialised(&mut self, direction: Direction, specialised: Option<Specialised>) {
+        self.specialised[Self::slot(direction)] = specialised;
+    }
+
+    fn slot(direction: Direction) -> usize {
+        usize::from(matches!(direction, Direction::Backward))
     }
 }
 
