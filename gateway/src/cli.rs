@@ -185,8 +185,13 @@ pub enum AuditAction {
 /// `gateway mappings ...`
 #[derive(Debug, Subcommand)]
 pub enum MappingsAction {
-    /// Compile and check every mapping against its profiles; list the mappings.
-    Check,
+    /// Compile and check every mapping against its profiles; list the mappings, and how many
+    /// target subschemas each decides at load rather than per record.
+    Check {
+        /// List those subschemas (`<profile $id>#<JSON Pointer>`), per mapping and direction.
+        #[arg(long)]
+        decided: bool,
+    },
     /// Run the fixture pairs and report rules and target fields no fixture exercised.
     Test {
         /// The fixtures folder.
@@ -435,7 +440,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Mappings { action } => {
             let mappings = load_mappings(cli.mappings_dir, &registry)?;
             match action {
-                MappingsAction::Check => {
+                MappingsAction::Check { decided } => {
                     for plan in &mappings.plans {
                         writeln!(
                             out,
@@ -458,6 +463,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                                 out,
                                 "\t{direction:?}: {fixed} subschemas of {target} decided at load, not per record (mappings/README.md: fields checked at load)"
                             )?;
+                            if decided {
+                                for place in plan
+                                    .specialised(direction)
+                                    .map_or(&[][..], |s| s.replaced())
+                                {
+                                    writeln!(out, "\t\t{place}")?;
+                                }
+                            }
                         }
                     }
                     writeln!(

@@ -519,3 +519,47 @@ fn breakages(document: &Value, pointer: &str) -> Vec<Value> {
     }
     broken
 }
+
+/// `gateway mappings check --decided` tells an analyst or an auditor what each mapping's
+/// documents are not checked for per record, and why not (the count per direction always).
+#[test]
+fn mappings_check_lists_what_is_decided_at_load() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["mappings", "check", "--decided"])
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        text.contains("Forward: 24 subschemas of kanta/PAATOS_SOSKU decided at load"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\t\thttps://sosku.invalid/profiles/kanta/header.schema.json#/properties/registerType\n"
+        ),
+        "{text}"
+    );
+    // Each direction's count is the number of places listed under it, and none is empty.
+    let mut counted = Vec::new();
+    let mut listed = Vec::new();
+    for line in text.lines() {
+        if let Some(place) = line.strip_prefix("\t\t") {
+            assert!(place.contains("#/"), "{line}");
+            *listed.last_mut().expect("a direction line first") += 1;
+        } else if let Some(direction) = line.strip_prefix('\t') {
+            let count: usize = direction
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .expect("a count");
+            counted.push(count);
+            listed.push(0);
+        }
+    }
+    assert_eq!(counted.len(), 6, "three mappings, two directions: {text}");
+    assert_eq!(counted, listed, "{text}");
+    assert!(counted.iter().all(|&n| n > 0), "{text}");
+    assert!(text.ends_with("all mappings check\n"), "{text}");
+}
