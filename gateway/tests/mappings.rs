@@ -10,6 +10,7 @@ use gateway::map_cli::run_fixtures;
 use gateway::mapping::context::LocalContext;
 use gateway::mapping::engine::Direction;
 use gateway::mapping::{MappingSet, MappingSource};
+use gateway::outcome::pointer_join;
 use gateway::profiles::specialise::Step;
 use gateway::profiles::{ProfileRegistry, ProfileSource};
 use serde_json::{Value, json};
@@ -434,7 +435,7 @@ fn a_specialised_profile_agrees_with_the_full_one_outside_what_it_decided() {
         let target = profiles.get(target).expect("target profile");
         let specialised = plan.specialised(direction).expect("specialised");
         let mut leaves = Vec::new();
-        places(&document, &mut Vec::new(), &mut String::new(), &mut leaves);
+        places(&document, &mut Vec::new(), "", &mut leaves);
         for (pointer, steps) in leaves {
             let decided = specialised
                 .decided()
@@ -455,23 +456,12 @@ fn a_specialised_profile_agrees_with_the_full_one_outside_what_it_decided() {
 }
 
 /// Every place in `value`, as a JSON Pointer and as steps (array items as any item).
-fn places(
-    value: &Value,
-    steps: &mut Vec<Step>,
-    pointer: &mut String,
-    out: &mut Vec<(String, Vec<Step>)>,
-) {
-    out.push((pointer.clone(), steps.clone()));
+fn places(value: &Value, steps: &mut Vec<Step>, pointer: &str, out: &mut Vec<(String, Vec<Step>)>) {
+    out.push((pointer.to_owned(), steps.clone()));
     let children: Vec<(String, Step, &Value)> = match value {
         Value::Object(map) => map
             .iter()
-            .map(|(key, child)| {
-                (
-                    key.replace('~', "~0").replace('/', "~1"),
-                    Step::Name(key.clone()),
-                    child,
-                )
-            })
+            .map(|(key, child)| (key.clone(), Step::Name(key.clone()), child))
             .collect(),
         Value::Array(items) => items
             .iter()
@@ -480,14 +470,10 @@ fn places(
             .collect(),
         _ => Vec::new(),
     };
-    for (token, step, child) in children {
-        let length = pointer.len();
-        pointer.push('/');
-        pointer.push_str(&token);
+    for (segment, step, child) in children {
         steps.push(step);
-        places(child, steps, pointer, out);
+        places(child, steps, &pointer_join(pointer, &segment), out);
         steps.pop();
-        pointer.truncate(length);
     }
 }
 

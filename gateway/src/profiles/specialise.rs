@@ -34,9 +34,10 @@ use serde_json::Value;
 
 use super::{Profile, ProfileRegistry, compile, rules};
 use crate::json_tree::OutputJson;
+use crate::outcome::pointer_join;
 
 /// One step of an instance location: an object member, or any item of an array.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Step {
     /// The member of this name.
     Name(String),
@@ -166,7 +167,7 @@ impl<'d> Walk<'d> {
             return Err(format!("{uri}#{pointer} has its own $id"));
         }
         for (keyword, value) in object {
-            let at = format!("{pointer}/{}", escape(keyword));
+            let at = pointer_join(&pointer, keyword);
             match keyword.as_str() {
                 "$ref" => {
                     let reference = value.as_str().ok_or("a $ref that is not a string")?;
@@ -180,7 +181,7 @@ impl<'d> Walk<'d> {
                 }
                 "properties" => {
                     for (name, member) in value.as_object().into_iter().flatten() {
-                        let member_at = format!("{at}/{}", escape(name));
+                        let member_at = pointer_join(&at, name);
                         let member_place = (uri.to_owned(), member_at.clone());
                         if !self.members.contains(&member_place) {
                             self.members.push(member_place);
@@ -216,7 +217,7 @@ impl<'d> Walk<'d> {
                 | "additionalItems" => self.schema(uri, at, value, None, false)?,
                 "patternProperties" | "dependentSchemas" | "dependencies" => {
                     for (name, each) in value.as_object().into_iter().flatten() {
-                        self.schema(uri, format!("{at}/{}", escape(name)), each, None, false)?;
+                        self.schema(uri, pointer_join(&at, name), each, None, false)?;
                     }
                 }
                 "prefixItems" => {
@@ -280,11 +281,6 @@ fn normal(uri: &str, schema: &Value, top: bool) -> Option<Value> {
     }
 }
 
-/// RFC 6901 escaping of one reference token.
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
 /// The document and canonical JSON Pointer a `$ref` in document `base` names.
 fn resolve(base: &str, reference: &str) -> Result<(String, String), String> {
     let base = url::Url::parse(base).map_err(|error| format!("{base}: {error}"))?;
@@ -299,11 +295,12 @@ fn resolve(base: &str, reference: &str) -> Result<(String, String), String> {
         ));
     }
     // One spelling per pointer: unescape each token and escape it again.
-    let pointer: String = fragment
+    let pointer = fragment
         .split('/')
         .skip(1)
-        .map(|token| format!("/{}", escape(&token.replace("~1", "/").replace("~0", "~"))))
-        .collect();
+        .fold(String::new(), |pointer, token| {
+            pointer_join(&pointer, &token.replace("~1", "/").replace("~0", "~"))
+        });
     Ok((target.to_string(), pointer))
 }
 
@@ -323,7 +320,7 @@ impl ProfileRegistry {
         let walk = self.walk(profile)?;
         let source_walk = self.walk(source)?;
 
-        let registry = self.registry()?;
+        let registry = registry_of(&self.documents)?;
         let mut replaced: Vec<Place> = Vec::new();
         let mut decided: Vec<Vec<Step>> = Vec::new();
         for member in &walk.members {
@@ -389,7 +386,7 @@ impl ProfileRegistry {
         let validator = compile::<OutputJson>(&registry, root)
             .map_err(|error| format!("{}: {error}", profile.uri))?;
         replaced.sort();
-        decided.sort_by_key(|path| format!("{path:?}"));
+        decided.sort();
         Ok(Some(Specialised {
             validator,
             decided,
@@ -434,10 +431,6 @@ impl ProfileRegistry {
                 .and_then(|found| normal(firm_uri, found, true))
                 .is_some_and(|found| found == wanted)
         })
-    }
-
-    fn registry(&self) -> Result<jsonschema::Registry<'_>, String> {
-        registry_of(&self.documents)
     }
 }
 
