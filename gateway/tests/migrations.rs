@@ -231,3 +231,57 @@ async fn sqlite_database_of_release_4_is_upgraded_with_its_rows() {
 async fn postgres_database_of_release_4_is_upgraded_with_its_rows() {
     upgrade_from_release_4(Db::Postgres).await;
 }
+
+/// Every text column of every index on PostgreSQL compares byte by byte (collation "C"), so
+/// that no index depends on the server's locale: a collation that changes with the operating
+/// system's C library (as glibc 2.28's did) silently misorders such an index, and a
+/// language's collation costs a locale call per comparison on every insert. SQLite compares
+/// text byte by byte already. A later migration that indexes a text column without
+/// `COLLATE "C"` fails here.
+#[tokio::test]
+async fn postgres_indexes_compare_text_byte_by_byte() {
+    let dir = tempfile::tempdir().expect("dir");
+    let Some(url) = common::fresh_database(Db::Postgres, dir.path()).await else {
+        eprintln!("SKIPPED: index collations are PostgreSQL's; SQLite compares bytes");
+        return;
+    };
+    let store = Store::connect(&url).await.expect("store");
+    let columns: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT t.relname::text, x.relname::text, a.attname::text, co.collname::text \
+         FROM pg_index i \
+         JOIN pg_class t ON t.oid = i.indrelid \
+         JOIN pg_class x ON x.oid = i.indexrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[]) AS k(attnum, coll) \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+         JOIN pg_collation co ON co.oid = k.coll \
+         WHERE n.nspname = current_schema() AND t.relname <> '_sqlx_migrations' \
+         ORDER BY 1, 2, 3",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("index columns");
+    let tables: std::collections::BTreeSet<&str> =
+        columns.iter().map(|(table, ..)| table.as_str()).collect();
+    for table in [
+        "audit_log",
+        "case_crosswalk",
+        "crosswalk",
+        "documents",
+        "outbox",
+    ] {
+        assert!(
+            tables.contains(table),
+            "{table}'s indexes were found (text columns: {columns:?})"
+        );
+    }
+    let by_locale: Vec<_> = columns
+        .iter()
+        .filter(|(.., collation)| collation != "C")
+        .collect();
+    assert!(
+        by_locale.is_empty(),
+        "indexed text columns under a locale's collation (table, index, column, collation): \
+         {by_locale:?}"
+    );
+}
