@@ -200,3 +200,50 @@ async fn the_probes_answer() {
     }
     app.stop().await;
 }
+
+/// The image's build stage runs `deploy/build-release.sh`, which exists, is executable and,
+/// like every other script under `deploy/`, is valid shell (`bash -n`): the image's build
+/// cannot be run here, so its script is checked as far as it can be without one.
+#[test]
+fn the_image_builds_with_a_script_that_parses() {
+    let dockerfile = read("Dockerfile");
+    let run = dockerfile
+        .lines()
+        .find(|line| line.starts_with("RUN ") && line.contains("deploy/build-release.sh"))
+        .expect("the build stage runs deploy/build-release.sh");
+    assert!(
+        run.contains("PGO=$PGO") && dockerfile.contains("ARG PGO=1"),
+        "the build argument PGO reaches the script, and is on by default: {run}"
+    );
+    let mut scripts = Vec::new();
+    for dir in [deploy(""), deploy("bench")] {
+        for entry in std::fs::read_dir(&dir).expect("deploy dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "sh") {
+                scripts.push(path);
+            }
+        }
+    }
+    assert!(
+        scripts.iter().any(|s| s.ends_with("build-release.sh"))
+            && scripts.iter().any(|s| s.ends_with("pgo-build.sh")),
+        "the build scripts are there: {scripts:?}"
+    );
+    for script in &scripts {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(script).expect("metadata").permissions(),
+        );
+        assert!(mode & 0o111 != 0, "{} is executable", script.display());
+        let parsed = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(script)
+            .output()
+            .expect("bash runs");
+        assert!(
+            parsed.status.success(),
+            "{} does not parse: {}",
+            script.display(),
+            String::from_utf8_lossy(&parsed.stderr)
+        );
+    }
+}
