@@ -13,20 +13,19 @@
 # Usage: [PGO=0|1] deploy/build-release.sh DEST
 # The Dockerfile's build stage runs exactly this.
 set -euo pipefail
-dest=${1:?usage: deploy/build-release.sh DEST}
+dest=$(realpath -m "${1:?usage: deploy/build-release.sh DEST}")
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 if [ "${PGO:-1}" = 0 ]; then
   cargo build --release --locked -p sosku-gateway --bin gateway
-  binary=${CARGO_TARGET_DIR:-$root/target}/release/gateway
+  install -m 0755 "${CARGO_TARGET_DIR:-target}/release/gateway" "$dest"
+  kind=plain
 else
   if ! command -v python3 > /dev/null; then
     # pgo-build.sh writes its training records with python3; slim images lack it.
     apt-get update && apt-get install -y --no-install-recommends python3
   fi
-  deploy/pgo-build.sh
-  binary=${PGO_TARGET_DIR:-$root/target/pgo}/optimised/release/gateway
+  deploy/pgo-build.sh --install "$dest"
+  kind=profile-guided
 fi
-install -m 0755 "$binary" "$dest"
-echo "installed $("$dest" --version) at $dest ($([ "${PGO:-1}" = 0 ] && echo plain || echo profile-guided) build)"
+echo "installed $("$dest" --version) at $dest ($kind build)"

@@ -13,17 +13,26 @@
 # toolchain's own llvm-profdata (`rustup component add llvm-tools`; a system llvm-profdata
 # of another LLVM version cannot read them); (4) the optimised build.
 #
-# Usage: deploy/pgo-build.sh [--bench]
-#   The binary is target/pgo/optimised/release/gateway (PGO_TARGET_DIR moves target/pgo).
+# Usage: deploy/pgo-build.sh [--bench] [--install DEST]
+#   The binary is target/pgo/optimised/release/gateway (PGO_TARGET_DIR moves target/pgo);
+#   --install also installs it at DEST (deploy/build-release.sh, the image's build, does).
 #   --bench also builds and runs `mapping_ratio` (the decision, plan and visit whole paths
 #   against a bare serde_json parse and serialize) and the criterion bench `mapping -- decision/`
 #   with the same profile.
 # Needs: python3; about 15 minutes on two cores for each of the two builds.
 set -euo pipefail
+bench=false
+install=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --bench) bench=true ;;
+    --install) install=$(realpath -m "${2:?--install needs a path}"); shift ;;
+    *) echo "usage: deploy/pgo-build.sh [--bench] [--install DEST]" >&2; exit 2 ;;
+  esac
+  shift
+done
 cd "$(dirname "$0")/.."
 root=$(pwd)
-bench=false
-[ "${1:-}" = "--bench" ] && bench=true
 target=${PGO_TARGET_DIR:-$root/target/pgo}
 data=$target/profile-data
 profile=$target/gateway.profdata
@@ -106,6 +115,9 @@ else
   build "-Cprofile-use=$profile" "$target/optimised" --bin gateway
 fi
 echo "the PGO build: $(built gateway)"
+if [ -n "$install" ]; then
+  install -m 0755 "$(built gateway)" "$install"
+fi
 if $bench; then
   "$(built mapping_ratio)" --bench
   "$(built mapping)" --bench decision/
