@@ -2,8 +2,10 @@
 //!
 //! Both backends go through sqlx's `Any` driver with runtime queries written once: the SQL
 //! used here (`$1` parameters, `ON CONFLICT … DO NOTHING`, `RETURNING`) means the same on
-//! both. What differs lives in `migrations/sqlite` and `migrations/postgres`, and in the
-//! connection set-up (SQLite: WAL with `synchronous = FULL`, so a commit is durable).
+//! both. What differs lives in `migrations/sqlite` and `migrations/postgres`, in the
+//! connection set-up (SQLite: WAL with `synchronous = FULL`, so a commit is durable), and in
+//! how the writer appends a batch's rows: on PostgreSQL with `COPY` on a native connection
+//! ([`WriteTx`], `store/copy_in.rs`), since the `Any` driver has none.
 //!
 //! Writers serialise on the one row of `audit_head`: every write transaction updates it first,
 //! which takes SQLite's write lock or PostgreSQL's row lock, so that the audit chain, the OID
@@ -16,9 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Any, AnyPool, Executor, PgPool, Postgres, Row, Transaction};
 
 use crate::audit::StoredEntry;
+
+mod copy_in;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,9 @@ pub enum StoreError {
     /// A stored document could not be read back.
     #[error(transparent)]
     Document(#[from] crate::document_codec::CodecError),
+    /// A value longer than PostgreSQL's `COPY` can carry (2 GiB).
+    #[error("a value of {0} bytes is too long to store")]
+    FieldTooLong(usize),
 }
 
 /// A pool and its backend.
@@ -55,10 +63,65 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL: the writer's native connection, for `COPY` ([`WriteTx::Postgres`]).
+    postgres_writer: Option<PgPool>,
 }
 
-/// A write transaction.
+/// A transaction through the `Any` driver.
 pub type Tx = Transaction<'static, Any>;
+
+/// A write transaction, holding the writers' lock (the chain head) until it ends.
+pub enum WriteTx {
+    /// SQLite, through the `Any` driver: the batch's reads and writes in one transaction.
+    Sqlite(Tx),
+    /// PostgreSQL on a native connection, so that appended rows go in with `COPY`
+    /// (`store/copy_in.rs`). The batch's reads under the lock are made in a read transaction
+    /// of their own (the writer's `read_locked`).
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite(_) => "WriteTx::Sqlite",
+            Self::Postgres(_) => "WriteTx::Postgres",
+        })
+    }
+}
+
+impl WriteTx {
+    /// The transaction, when reads can be made in it.
+    pub fn reads(&mut self) -> Option<&mut Tx> {
+        match self {
+            Self::Sqlite(tx) => Some(tx),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.rollback().await?,
+            Self::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
 
 /// The crosswalk row of one source record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +211,22 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Self { pool, backend };
+        // One connection: the writer holds one write transaction at a time.
+        let postgres_writer = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(PgConnectOptions::from_str(url)?)
+                    .await?,
+            ),
+        };
+        let store = Self {
+            pool,
+            backend,
+            postgres_writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -218,12 +296,18 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn begin_write(&self) -> Result<(Tx, i64, String), StoreError> {
+    pub async fn begin_write(&self) -> Result<(WriteTx, i64, String), StoreError> {
+        const LOCK: &str = "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash";
+        if let Some(pool) = &self.postgres_writer {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(LOCK).fetch_one(&mut *tx).await?;
+            let (seq, hash) = (row.try_get("seq")?, row.try_get("hash")?);
+            return Ok((WriteTx::Postgres(tx), seq, hash));
+        }
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *tx)
-            .await?;
-        Ok((tx, row.try_get("seq")?, row.try_get("hash")?))
+        let row = sqlx::query(LOCK).fetch_one(&mut *tx).await?;
+        let (seq, hash) = (row.try_get("seq")?, row.try_get("hash")?);
+        Ok((WriteTx::Sqlite(tx), seq, hash))
     }
 
     /// The chain head.
@@ -468,12 +552,24 @@ fn stored_entry(row: &sqlx::any::AnyRow) -> Result<StoredEntry, StoreError> {
 ///
 /// # Errors
 /// Database errors.
-pub async fn set_head(tx: &mut Tx, seq: i64, hash: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
+pub async fn set_head(tx: &mut WriteTx, seq: i64, hash: &str) -> Result<(), StoreError> {
+    const SET: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+    match tx {
+        WriteTx::Sqlite(tx) => {
+            sqlx::query(SET)
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+        WriteTx::Postgres(tx) => {
+            sqlx::query(SET)
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -482,11 +578,14 @@ pub async fn set_head(tx: &mut Tx, seq: i64, hash: &str) -> Result<(), StoreErro
 /// Rows per multi-row statement (or values per `IN` list): every statement stays under its
 /// database's parameter limit (SQLite 32 766, PostgreSQL 65 535; the widest row binds 11).
 ///
-/// On PostgreSQL a whole batch of the writer (1 024 exchanges by default) goes in one statement
-/// per table: each statement is a round trip and a plan, and with 200 rows each a batch's
-/// write took 92 – 99 ms (median per batch of 1 024, `RUST_LOG=gateway::writer=debug`), with
-/// 1 024 rows 73 – 87 ms, run alternately. On SQLite, which runs in the process, the size made
-/// no difference the stream could show, so it stays at 200.
+/// On PostgreSQL a whole batch of the writer (1 024 exchanges by default) is read with one
+/// statement per table, and its updates (crosswalk keys already stored, OID sequences) are
+/// one statement each: each statement is a round trip and a plan. (Its new rows go in with
+/// `COPY`, `store/copy_in.rs`.) When the writes were multi-row `INSERT`s too, 200 rows each
+/// made a batch's write take 92 – 99 ms (median per batch of 1 024,
+/// `RUST_LOG=gateway::writer=debug`), and 1 024 rows 73 – 87 ms, run alternately. On SQLite,
+/// which runs in the process, the size made no difference the stream could show, so it stays
+/// at 200.
 fn chunk_rows(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 200,
@@ -705,21 +804,35 @@ pub async fn load_sequences(
 /// # Errors
 /// Database errors.
 pub async fn write_sequences(
-    backend: Backend,
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     rows: &[(String, i64, i64, i64)],
 ) -> Result<(), StoreError> {
+    let backend = match tx {
+        WriteTx::Sqlite(_) => Backend::Sqlite,
+        WriteTx::Postgres(_) => Backend::Postgres,
+    };
     for chunk in rows.chunks(chunk_rows(backend)) {
         let sql = format!(
             "INSERT INTO oid_sequence (root, arc, year, next) VALUES {} \
              ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
             value_rows(backend, chunk.len(), 4)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (root, arc, year, next) in chunk {
-            query = query.bind(root).bind(*arc).bind(*year).bind(*next);
+        match tx {
+            WriteTx::Sqlite(tx) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (root, arc, year, next) in chunk {
+                    query = query.bind(root).bind(*arc).bind(*year).bind(*next);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            WriteTx::Postgres(tx) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (root, arc, year, next) in chunk {
+                    query = query.bind(root).bind(*arc).bind(*year).bind(*next);
+                }
+                query.execute(&mut **tx).await?;
+            }
         }
-        query.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -731,24 +844,57 @@ pub async fn write_sequences(
 ///
 /// # Errors
 /// Database errors, among them a new row whose key or set OID is taken.
-pub async fn write_crosswalk(
-    backend: Backend,
-    tx: &mut Tx,
-    rows: &[KeyedCrosswalk],
-) -> Result<(), StoreError> {
+pub async fn write_crosswalk(tx: &mut WriteTx, rows: &[KeyedCrosswalk]) -> Result<(), StoreError> {
     let (stored, new): (Vec<&KeyedCrosswalk>, Vec<&KeyedCrosswalk>) =
         rows.iter().partition(|row| row.stored);
-    insert_crosswalk(backend, tx, &new, "").await?;
-    insert_crosswalk(
-        backend,
-        tx,
-        &stored,
-        " ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
+    match tx {
+        WriteTx::Sqlite(tx) => insert_crosswalk(Backend::Sqlite, tx, &new, "").await?,
+        WriteTx::Postgres(tx) => copy_in::new_crosswalk(tx, &new).await?,
+    }
+    const UPDATE: &str = " ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
          latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
          latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
-         exchange_id = excluded.exchange_id",
+         exchange_id = excluded.exchange_id";
+    match tx {
+        WriteTx::Sqlite(tx) => insert_crosswalk(Backend::Sqlite, tx, &stored, UPDATE).await,
+        WriteTx::Postgres(tx) => upsert_crosswalk_postgres(tx, &stored, UPDATE).await,
+    }
+}
+
+/// `INSERT INTO crosswalk …` for `rows` rows, then `on_conflict`.
+fn crosswalk_insert_sql(backend: Backend, rows: usize, on_conflict: &str) -> String {
+    format!(
+        "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
+         latest_document, latest_revision, content_digest, exchange_id) VALUES {}{on_conflict}",
+        value_rows(backend, rows, 9)
     )
-    .await
+}
+
+/// [`insert_crosswalk`] on the writer's native PostgreSQL connection.
+async fn upsert_crosswalk_postgres(
+    tx: &mut Transaction<'static, Postgres>,
+    rows: &[&KeyedCrosswalk],
+    on_conflict: &str,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(chunk_rows(Backend::Postgres)) {
+        let sql = crosswalk_insert_sql(Backend::Postgres, chunk.len(), on_conflict);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for keyed in chunk {
+            let row = &keyed.row;
+            query = query
+                .bind(&keyed.source_system)
+                .bind(&keyed.record_type)
+                .bind(&keyed.source_id)
+                .bind(&row.set_oid)
+                .bind(row.latest_version)
+                .bind(&row.latest_document)
+                .bind(row.latest_revision)
+                .bind(&row.content_digest)
+                .bind(&row.exchange_id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn insert_crosswalk(
@@ -758,11 +904,7 @@ async fn insert_crosswalk(
     on_conflict: &str,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_rows(backend)) {
-        let sql = format!(
-            "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
-             latest_document, latest_revision, content_digest, exchange_id) VALUES {}{on_conflict}",
-            value_rows(backend, chunk.len(), 9)
-        );
+        let sql = crosswalk_insert_sql(backend, chunk.len(), on_conflict);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for keyed in chunk {
             let row = &keyed.row;
@@ -787,14 +929,17 @@ async fn insert_crosswalk(
 /// # Errors
 /// Database errors.
 pub async fn write_cases(
-    backend: Backend,
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     rows: &[(String, String, String)],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_rows(backend)) {
+    let tx = match tx {
+        WriteTx::Sqlite(tx) => tx,
+        WriteTx::Postgres(tx) => return copy_in::cases(tx, rows).await,
+    };
+    for chunk in rows.chunks(chunk_rows(Backend::Sqlite)) {
         let sql = format!(
             "INSERT INTO case_crosswalk (source_system, case_id, case_oid) VALUES {}",
-            value_rows(backend, chunk.len(), 3)
+            value_rows(Backend::Sqlite, chunk.len(), 3)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (system, id, oid) in chunk {
@@ -848,25 +993,17 @@ fn read_body(backend: Backend, row: &sqlx::any::AnyRow) -> Result<String, StoreE
 ///
 /// # Errors
 /// Database errors.
-pub async fn write_documents(
-    backend: Backend,
-    tx: &mut Tx,
-    rows: &[DocumentRow],
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_rows(backend)) {
-        let sql = match backend {
-            // One column that holds either (SQLite keeps any value in any column).
-            Backend::Sqlite => format!(
-                "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) \
-                 VALUES {}",
-                value_rows(backend, chunk.len(), 5)
-            ),
-            Backend::Postgres => format!(
-                "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body, packed) \
-                 VALUES {}",
-                value_rows(backend, chunk.len(), 6)
-            ),
-        };
+pub async fn write_documents(tx: &mut WriteTx, rows: &[DocumentRow]) -> Result<(), StoreError> {
+    let tx = match tx {
+        WriteTx::Sqlite(tx) => tx,
+        WriteTx::Postgres(tx) => return copy_in::documents(tx, rows).await,
+    };
+    for chunk in rows.chunks(chunk_rows(Backend::Sqlite)) {
+        // One column holds either form: SQLite keeps any value in any column.
+        let sql = format!(
+            "INSERT INTO documents (document_oid, set_oid, version, exchange_id, body) VALUES {}",
+            value_rows(Backend::Sqlite, chunk.len(), 5)
+        );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             query = query
@@ -874,13 +1011,9 @@ pub async fn write_documents(
                 .bind(&row.set_oid)
                 .bind(row.version)
                 .bind(&row.exchange_id);
-            query = match (backend, &row.packed) {
-                (Backend::Sqlite, Some(packed)) => query.bind(packed.as_slice()),
-                (Backend::Sqlite, None) => query.bind(&*row.body),
-                (Backend::Postgres, Some(packed)) => {
-                    query.bind(None::<&str>).bind(Some(packed.as_slice()))
-                }
-                (Backend::Postgres, None) => query.bind(Some(&*row.body)).bind(None::<&[u8]>),
+            query = match &row.packed {
+                Some(packed) => query.bind(packed.as_slice()),
+                None => query.bind(&*row.body),
             };
         }
         query.execute(&mut **tx).await?;
@@ -934,23 +1067,24 @@ pub struct EntryRow {
     pub direction: String,
 }
 
-/// Appends entries. They are taken by value and their texts bound as they are: `sqlx`'s `Any`
-/// driver copies every borrowed string it binds, and an entry's text is a kilobyte.
+/// Appends entries. On SQLite they are taken by value and their texts bound as they are:
+/// `sqlx`'s `Any` driver copies every borrowed string it binds, and an entry's text is a
+/// kilobyte.
 ///
 /// # Errors
 /// Database errors.
-pub async fn write_entries(
-    backend: Backend,
-    tx: &mut Tx,
-    rows: Vec<EntryRow>,
-) -> Result<(), StoreError> {
+pub async fn write_entries(tx: &mut WriteTx, rows: Vec<EntryRow>) -> Result<(), StoreError> {
+    let tx = match tx {
+        WriteTx::Sqlite(tx) => tx,
+        WriteTx::Postgres(tx) => return copy_in::entries(tx, &rows).await,
+    };
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<EntryRow> = rows.by_ref().take(chunk_rows(backend)).collect();
+        let chunk: Vec<EntryRow> = rows.by_ref().take(chunk_rows(Backend::Sqlite)).collect();
         let sql = format!(
             "INSERT INTO audit_log (seq, exchange_id, recorded_at, entry, prev_hash, entry_hash, \
              client_hash, actor, outcome, record_type, direction) VALUES {}",
-            value_rows(backend, chunk.len(), 11)
+            value_rows(Backend::Sqlite, chunk.len(), 11)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
@@ -1028,16 +1162,19 @@ fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
 /// # Errors
 /// Database errors.
 pub async fn write_outbox(
-    backend: Backend,
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     rows: &[DocumentRow],
     now: &str,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_rows(backend)) {
+    let tx = match tx {
+        WriteTx::Sqlite(tx) => tx,
+        WriteTx::Postgres(tx) => return copy_in::outbox(tx, rows, now).await,
+    };
+    for chunk in rows.chunks(chunk_rows(Backend::Sqlite)) {
         let sql = format!(
             "INSERT INTO outbox (document_oid, exchange_id, set_oid, version, next_attempt_at, \
              status, attempts) VALUES {}",
-            value_rows_then(backend, chunk.len(), 5, "'pending', 0")
+            value_rows_then(Backend::Sqlite, chunk.len(), 5, "'pending', 0")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {

@@ -38,6 +38,7 @@ use crate::outcome::{Issue, IssueCode};
 use crate::parallel;
 use crate::store::{
     self, Backend, CrosswalkRow, DocumentRow, EntryRow, KeyedCrosswalk, Store, StoreError, Tx,
+    WriteTx,
 };
 
 type Key = (String, String, String);
@@ -160,12 +161,7 @@ impl Pipeline {
                 tx,
             }) => {
                 drop(facts);
-                let task = tokio::spawn(write(
-                    self.store.backend(),
-                    tx,
-                    Arc::clone(&writes),
-                    entries,
-                ));
+                let task = tokio::spawn(write(tx, Arc::clone(&writes), entries));
                 if had_ahead && !timings.ahead {
                     self.decided_again += 1;
                 }
@@ -252,7 +248,7 @@ struct Locked {
     writes: Arc<Writes>,
     entries: Vec<EntryRow>,
     /// Holds the lock until [`write`] commits.
-    tx: Tx,
+    tx: WriteTx,
 }
 
 /// A batch decided: its answers and audit entries, and the state they leave.
@@ -367,6 +363,28 @@ async fn read_ahead(
     Some(state)
 }
 
+/// Reads everything `batch` can touch under the writers' lock: in the write transaction
+/// itself on SQLite; on PostgreSQL, whose write transaction is on the writer's native
+/// connection, in a read transaction of its own. That one sees what the write transaction
+/// would: the lock is taken, so no other writer commits until this batch does, and each of
+/// its statements sees every batch committed before (read committed).
+async fn read_locked(
+    store: &Store,
+    tx: &mut WriteTx,
+    batch: &[Job],
+    facts: &[Option<Facts<'_>>],
+) -> Result<State, StoreError> {
+    if let Some(tx) = tx.reads() {
+        return read_state(store.backend(), tx, batch, facts, None).await;
+    }
+    let mut read = store.begin_read().await?;
+    let state = read_state(store.backend(), &mut read, batch, facts, None).await;
+    let ended = read.rollback().await;
+    let state = state?;
+    ended?;
+    Ok(state)
+}
+
 /// Takes the chain-head lock, decides `batch` under it unless `ahead` still holds, and chains
 /// the audit entries; [`write`] then writes the rows in the returned transaction and commits.
 async fn lock_and_decide(
@@ -377,7 +395,6 @@ async fn lock_and_decide(
     ahead: Option<Ahead>,
     timings: &mut Timings,
 ) -> Result<Locked, StoreError> {
-    let backend = store.backend();
     let clock = Instant::now();
     let (mut tx, seq, hash) = store.begin_write().await?;
     timings.lock = clock.elapsed();
@@ -387,13 +404,13 @@ async fn lock_and_decide(
         _ => {
             timings.ahead = false;
             let clock = Instant::now();
-            let state = read_state(backend, &mut tx, batch, facts, None).await?;
+            let state = read_locked(store, &mut tx, batch, facts).await?;
             timings.read = clock.elapsed();
             let clock = Instant::now();
             let decided = match decide_batch(engine, state, batch, facts) {
                 Some(decided) => decided,
                 None => {
-                    let state = read_state(backend, &mut tx, batch, facts, None).await?;
+                    let state = read_locked(store, &mut tx, batch, facts).await?;
                     decide_one_by_one(engine, state, batch, facts)
                 }
             };
@@ -438,18 +455,17 @@ async fn lock_and_decide(
 
 /// Writes a batch's rows and commits; returns how long each took.
 async fn write(
-    backend: Backend,
-    mut tx: Tx,
+    mut tx: WriteTx,
     writes: Arc<Writes>,
     entries: Vec<EntryRow>,
 ) -> Result<(Duration, Duration), StoreError> {
     let clock = Instant::now();
-    store::write_documents(backend, &mut tx, &writes.documents).await?;
-    store::write_outbox(backend, &mut tx, &writes.documents, &now_utc()).await?;
-    store::write_crosswalk(backend, &mut tx, &writes.crosswalk).await?;
-    store::write_cases(backend, &mut tx, &writes.cases).await?;
-    store::write_sequences(backend, &mut tx, &writes.sequences).await?;
-    store::write_entries(backend, &mut tx, entries).await?;
+    store::write_documents(&mut tx, &writes.documents).await?;
+    store::write_outbox(&mut tx, &writes.documents, &now_utc()).await?;
+    store::write_crosswalk(&mut tx, &writes.crosswalk).await?;
+    store::write_cases(&mut tx, &writes.cases).await?;
+    store::write_sequences(&mut tx, &writes.sequences).await?;
+    store::write_entries(&mut tx, entries).await?;
     store::set_head(&mut tx, writes.head.0, &writes.head.1).await?;
     let written = clock.elapsed();
     let clock = Instant::now();
@@ -1441,7 +1457,7 @@ mod tests {
         let facts: Vec<Option<Facts<'_>>> = batch.iter().map(|job| facts(engine, job)).collect();
         let locked =
             lock_and_decide(engine, store, batch, &facts, None, &mut Timings::default()).await?;
-        write(store.backend(), locked.tx, locked.writes, locked.entries).await?;
+        write(locked.tx, locked.writes, locked.entries).await?;
         Ok(locked.results)
     }
 
@@ -1626,7 +1642,7 @@ mod tests {
         )
         .await
         .expect("read while the first batch is written");
-        write(shared.backend(), tx, first_writes, entries)
+        write(tx, first_writes, entries)
             .await
             .expect("first commit");
         let Locked {
@@ -1645,7 +1661,7 @@ mod tests {
         .await
         .expect("second batch");
         assert!(timings.ahead, "the decision made ahead held");
-        write(shared.backend(), tx, second_writes, entries)
+        write(tx, second_writes, entries)
             .await
             .expect("second commit");
         results.append(&mut second_results);

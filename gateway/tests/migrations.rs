@@ -133,7 +133,6 @@ async fn upgrade_from_release_4(db: Db) {
     let packed = gateway::document_codec::pack(new_body);
     assert!(packed.is_some(), "the document packs");
     store::write_documents(
-        backend,
         &mut tx,
         &[store::DocumentRow {
             document_oid: "1.2.246.10.99.13.2026.3".to_owned(),
@@ -198,7 +197,7 @@ async fn upgrade_from_release_4(db: Db) {
     // The key still identifies one row: writing it again updates it in place.
     let (mut tx, _, _) = store.begin_write().await.expect("write");
     let revised = decision_version("SD-UPGRADE-1", 3, "1.2.246.10.99.13.2026.3", true);
-    store::write_crosswalk(backend, &mut tx, &[revised])
+    store::write_crosswalk(&mut tx, &[revised])
         .await
         .expect("upsert");
     tx.commit().await.expect("commit");
@@ -215,9 +214,7 @@ async fn upgrade_from_release_4(db: Db) {
 /// rolled back).
 async fn crosswalk_write_fails(store: &Store, row: KeyedCrosswalk) -> bool {
     let (mut tx, _, _) = store.begin_write().await.expect("write");
-    let failed = store::write_crosswalk(store.backend(), &mut tx, &[row])
-        .await
-        .is_err();
+    let failed = store::write_crosswalk(&mut tx, &[row]).await.is_err();
     tx.rollback().await.expect("rollback");
     failed
 }
