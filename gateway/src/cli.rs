@@ -33,7 +33,7 @@ async fn log_cli_read(
     let gateway = crate::exchange::Gateway::start(
         std::sync::Arc::new(engine),
         store.clone(),
-        settings.audit.max_batch,
+        settings.audit.batch_size(store.backend()),
     );
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     let actor = crate::audit::Actor {

@@ -205,8 +205,24 @@ pub struct AuditConfig {
     /// Default window of audit queries, in days (two years: the law's default for a client's
     /// request about the use of their data).
     pub default_window_days: u32,
-    /// Largest number of exchanges committed in one transaction (group commit).
-    pub max_batch: usize,
+    /// Largest number of exchanges committed in one transaction (group commit). Unset: the
+    /// backend's own ([`AuditConfig::batch_size`]).
+    pub max_batch: Option<usize>,
+}
+
+impl AuditConfig {
+    /// The largest batch the writer commits in one transaction: `max_batch`, or 1 024 on
+    /// SQLite and 2 048 on PostgreSQL. PostgreSQL takes a batch's rows with `COPY`, and a
+    /// batch's fixed costs (its reads, the lock, the commit's round trips) spread over twice
+    /// the rows made its stream 6 % faster (20 900 – 21 600 records/s against 19 100 –
+    /// 20 200, alternating runs); SQLite's stream was no faster with them.
+    #[must_use]
+    pub fn batch_size(&self, backend: crate::store::Backend) -> usize {
+        self.max_batch.unwrap_or(match backend {
+            crate::store::Backend::Sqlite => 1024,
+            crate::store::Backend::Postgres => 2048,
+        })
+    }
 }
 
 /// Request limits.
@@ -309,7 +325,7 @@ impl Default for AuditConfig {
         Self {
             hmac_key: None,
             default_window_days: 730,
-            max_batch: 1024,
+            max_batch: None,
         }
     }
 }
@@ -463,6 +479,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_default_to_the_backends_size_unless_set() {
+        use crate::store::Backend;
+        let audit = AuditConfig::default();
+        assert_eq!(audit.batch_size(Backend::Sqlite), 1024);
+        assert_eq!(audit.batch_size(Backend::Postgres), 2048);
+        let set: AuditConfig = toml::from_str("max_batch = 300").expect("parses");
+        assert_eq!(set.batch_size(Backend::Postgres), 300);
+        assert_eq!(set.batch_size(Backend::Sqlite), 300);
+    }
 
     #[test]
     fn defaults_listen_on_loopback_with_sqlite() {

@@ -166,20 +166,33 @@ pub struct Engine {
 pub struct Gateway {
     engine: Arc<Engine>,
     jobs: mpsc::Sender<Job>,
+    max_batch: usize,
 }
 
 impl Gateway {
     /// Starts the writer task on `store`.
     #[must_use]
     pub fn start(engine: Arc<Engine>, store: Store, max_batch: usize) -> Self {
-        let (jobs, receiver) = mpsc::channel(max_batch.max(1) * 4);
+        let max_batch = max_batch.max(1);
+        let (jobs, receiver) = mpsc::channel(max_batch * 4);
         tokio::spawn(crate::writer::run(
             Arc::clone(&engine),
             store,
             receiver,
-            max_batch.max(1),
+            max_batch,
         ));
-        Self { engine, jobs }
+        Self {
+            engine,
+            jobs,
+            max_batch,
+        }
+    }
+
+    /// Records one NDJSON request keeps in flight: four of the writer's batches, so that one
+    /// batch can be written, the next decided beside it, and two more parsed and checked.
+    #[must_use]
+    pub fn stream_window(&self) -> usize {
+        self.max_batch * 4
     }
 
     /// The engine.

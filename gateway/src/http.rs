@@ -45,9 +45,6 @@ pub struct AppState {
     pub refusals: Arc<auth::refusal_limit::RefusalLimiter>,
 }
 
-/// Records in flight per NDJSON request.
-const NDJSON_WINDOW: usize = 4096;
-
 /// Records per NDJSON request being parsed and checked at once, ahead of the writer.
 const NDJSON_PREPARING: usize = 64;
 
@@ -567,7 +564,7 @@ impl StreamedRecords {
             result_line(line, result)
         }));
         self.answering_lines.push_back(line.unwrap_or_default());
-        while self.answering.len() >= NDJSON_WINDOW {
+        while self.answering.len() >= self.gateway.stream_window() {
             if !self.send_next().await {
                 return false;
             }

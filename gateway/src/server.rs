@@ -122,7 +122,11 @@ impl App {
         let hasher = ClientHasher::new(&audit_key(&config)?);
         let engine = Arc::new(load_engine(&config, hasher)?);
         let store = open_store(&config).await?;
-        let gateway = Gateway::start(engine, store.clone(), config.audit.max_batch);
+        let gateway = Gateway::start(
+            engine,
+            store.clone(),
+            config.audit.batch_size(store.backend()),
+        );
         if config.archive.url.is_some() {
             crate::delivery::archive_client(&config.archive)?;
             tokio::spawn(crate::delivery::run(

@@ -335,7 +335,8 @@ on_both!(ndjson_streams_are_answered_line_by_line, ndjson_stream);
 /// crosswalk read back for resends, in several statements: every record is stored once, a
 /// resend of the whole stream makes no new version, and the chain verifies.
 async fn batches_larger_than_one_statement(db: Db) {
-    let Some(app) = TestApp::start_with(db, |config| config.audit.max_batch = 4096).await else {
+    let Some(app) = TestApp::start_with(db, |config| config.audit.max_batch = Some(4096)).await
+    else {
         return;
     };
     let body = decisions_ndjson("SD-WIDE", 2500);
