@@ -4,9 +4,9 @@
 //! A batch is read in (crosswalk rows, cases, OID sequences, earlier documents: one query
 //! each), decided in memory in arrival order (so two sends of one record in the same batch
 //! still make one version), and written out (documents, crosswalk, cases, sequences, audit
-//! entries, chain head: one multi-row statement each, the crosswalk's new keys and its stored
-//! ones apart). On PostgreSQL the reads go through the tables' indexes
-//! ([`store::look_up_by_index`]). The write happens under the chain-head
+//! entries, chain head: one multi-row statement or, on PostgreSQL, one `COPY` each, the
+//! crosswalk's new keys and its stored ones apart). On PostgreSQL the reads go through the
+//! tables' indexes ([`store::look_up_by_index`]). The write happens under the chain-head
 //! lock, so several processes on one PostgreSQL database see each other's batches whole. The
 //! transaction commits before any exchange of the batch is answered.
 //!
