@@ -90,6 +90,15 @@ impl std::fmt::Debug for WriteTx {
 }
 
 impl WriteTx {
+    /// The database it writes to.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// The transaction, when reads can be made in it.
     pub fn reads(&mut self) -> Option<&mut Tx> {
         match self {
@@ -211,15 +220,15 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        // One connection: the writer holds one write transaction at a time.
+        // One connection, opened at the first write (commands that only read never open it):
+        // the writer holds one write transaction at a time.
         let postgres_writer = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(
                 PgPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(PgConnectOptions::from_str(url)?)
-                    .await?,
+                    .connect_lazy_with(PgConnectOptions::from_str(url)?),
             ),
         };
         let store = Self {
@@ -807,34 +816,43 @@ pub async fn write_sequences(
     tx: &mut WriteTx,
     rows: &[(String, i64, i64, i64)],
 ) -> Result<(), StoreError> {
-    let backend = match tx {
-        WriteTx::Sqlite(_) => Backend::Sqlite,
-        WriteTx::Postgres(_) => Backend::Postgres,
-    };
+    let backend = tx.backend();
     for chunk in rows.chunks(chunk_rows(backend)) {
         let sql = format!(
             "INSERT INTO oid_sequence (root, arc, year, next) VALUES {} \
              ON CONFLICT (root, arc, year) DO UPDATE SET next = excluded.next",
             value_rows(backend, chunk.len(), 4)
         );
+        let sql = sqlx::AssertSqlSafe(sql);
         match tx {
             WriteTx::Sqlite(tx) => {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (root, arc, year, next) in chunk {
-                    query = query.bind(root).bind(*arc).bind(*year).bind(*next);
-                }
-                query.execute(&mut **tx).await?;
+                bind_sequences(sqlx::query(sql), chunk)
+                    .execute(&mut **tx)
+                    .await?;
             }
             WriteTx::Postgres(tx) => {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (root, arc, year, next) in chunk {
-                    query = query.bind(root).bind(*arc).bind(*year).bind(*next);
-                }
-                query.execute(&mut **tx).await?;
+                bind_sequences(sqlx::query(sql), chunk)
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
     }
     Ok(())
+}
+
+/// Binds `(root, arc, year, next)` rows, through either driver.
+fn bind_sequences<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    rows: &[(String, i64, i64, i64)],
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    for<'t> &'t String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for (root, arc, year, next) in rows {
+        query = query.bind(root).bind(*arc).bind(*year).bind(*next);
+    }
+    query
 }
 
 /// Inserts or updates crosswalk rows (one row per key): new keys with a plain `INSERT`, keys
@@ -878,21 +896,9 @@ async fn upsert_crosswalk_postgres(
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_rows(Backend::Postgres)) {
         let sql = crosswalk_insert_sql(Backend::Postgres, chunk.len(), on_conflict);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for keyed in chunk {
-            let row = &keyed.row;
-            query = query
-                .bind(&keyed.source_system)
-                .bind(&keyed.record_type)
-                .bind(&keyed.source_id)
-                .bind(&row.set_oid)
-                .bind(row.latest_version)
-                .bind(&row.latest_document)
-                .bind(row.latest_revision)
-                .bind(&row.content_digest)
-                .bind(&row.exchange_id);
-        }
-        query.execute(&mut **tx).await?;
+        bind_crosswalk(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -905,23 +911,36 @@ async fn insert_crosswalk(
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_rows(backend)) {
         let sql = crosswalk_insert_sql(backend, chunk.len(), on_conflict);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for keyed in chunk {
-            let row = &keyed.row;
-            query = query
-                .bind(&keyed.source_system)
-                .bind(&keyed.record_type)
-                .bind(&keyed.source_id)
-                .bind(&row.set_oid)
-                .bind(row.latest_version)
-                .bind(&row.latest_document)
-                .bind(row.latest_revision)
-                .bind(&row.content_digest)
-                .bind(&row.exchange_id);
-        }
-        query.execute(&mut **tx).await?;
+        bind_crosswalk(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
+}
+
+/// Binds the values of [`crosswalk_insert_sql`]'s rows, through either driver.
+fn bind_crosswalk<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    rows: &[&KeyedCrosswalk],
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    for<'t> &'t String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for keyed in rows {
+        let row = &keyed.row;
+        query = query
+            .bind(&keyed.source_system)
+            .bind(&keyed.record_type)
+            .bind(&keyed.source_id)
+            .bind(&row.set_oid)
+            .bind(row.latest_version)
+            .bind(&row.latest_document)
+            .bind(row.latest_revision)
+            .bind(&row.content_digest)
+            .bind(&row.exchange_id);
+    }
+    query
 }
 
 /// Inserts case rows `(source system, case id, case OID)`.
