@@ -13,21 +13,25 @@
 # toolchain's own llvm-profdata (`rustup component add llvm-tools`; a system llvm-profdata
 # of another LLVM version cannot read them); (4) the optimised build.
 #
-# Usage: deploy/pgo-build.sh [--bench] [--install DEST]
+# Usage: deploy/pgo-build.sh [--bench] [--load] [--install DEST]
 #   The binary is target/pgo/optimised/release/gateway (PGO_TARGET_DIR moves target/pgo);
 #   --install also installs it at DEST (deploy/build-release.sh, the image's build, does).
 #   --bench also builds and runs `mapping_ratio` (the decision, plan and visit whole paths
 #   against a bare serde_json parse and serialize) and the criterion bench `mapping -- decision/`
 #   with the same profile.
+#   --load also builds the load benchmark with the same profile and runs it (its LOAD_*
+#   variables apply: LOAD_BACKEND=postgres LOAD_ONLY=ndjson for the PostgreSQL stream alone).
 # Needs: python3; about 15 minutes on two cores for each of the two builds.
 set -euo pipefail
 bench=false
+run_load=false
 install=
 while [ $# -gt 0 ]; do
   case $1 in
     --bench) bench=true ;;
+    --load) run_load=true ;;
     --install) install=$(realpath -m "${2:?--install needs a path}"); shift ;;
-    *) echo "usage: deploy/pgo-build.sh [--bench] [--install DEST]" >&2; exit 2 ;;
+    *) echo "usage: deploy/pgo-build.sh [--bench] [--load] [--install DEST]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -70,7 +74,7 @@ rm -rf "$data" && mkdir -p "$data"
 LLVM_PROFILE_FILE="$target/build-scripts-%p.profraw" \
   build "-Cprofile-generate=$data" "$target/instrumented" --bin gateway --bench load
 gateway=$(built gateway)
-load=$(built load)
+instrumented_load=$(built load)
 
 echo "== 2/4 training"
 python3 - "$work" <<'PY'
@@ -99,7 +103,9 @@ train map --from apotti "$work/apotti.ndjson"
 train map --from kanta "$work/kanta.ndjson"
 train validate profiles/examples/*/*/invalid/*.json
 train map --from apotti profiles/examples/apotti/SOSKU_*/invalid/*.json
-LOAD_BACKEND=sqlite LOAD_SECONDS=3 LOAD_RECORDS=20000 "$load" --bench
+# The same training whatever LOAD_* the caller set for --load.
+env -u LOAD_ONLY -u LOAD_KEEP_DATA LOAD_BACKEND=sqlite LOAD_SECONDS=3 LOAD_RECORDS=20000 \
+  "$instrumented_load" --bench
 unset LLVM_PROFILE_FILE
 
 echo "== 3/4 merging the profiles"
@@ -109,11 +115,10 @@ ls -l "$profile"
 echo "== 4/4 optimised build ($target/optimised)"
 # The benchmark is built in the same build (release profile), not by `cargo bench`, whose
 # own profile would compile every crate a second time.
-if $bench; then
-  build "-Cprofile-use=$profile" "$target/optimised" --bin gateway --bench mapping_ratio --bench mapping
-else
-  build "-Cprofile-use=$profile" "$target/optimised" --bin gateway
-fi
+benches=()
+if $bench; then benches+=(--bench mapping_ratio --bench mapping); fi
+if $run_load; then benches+=(--bench load); fi
+build "-Cprofile-use=$profile" "$target/optimised" --bin gateway "${benches[@]}"
 echo "the PGO build: $(built gateway)"
 if [ -n "$install" ]; then
   install -m 0755 "$(built gateway)" "$install"
@@ -121,4 +126,7 @@ fi
 if $bench; then
   "$(built mapping_ratio)" --bench
   "$(built mapping)" --bench decision/
+fi
+if $run_load; then
+  (cd gateway && "$(built load)" --bench)
 fi
