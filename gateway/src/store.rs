@@ -80,6 +80,21 @@ pub enum WriteTx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// Executes `$query` in the write transaction `$tx`. The query is written once and built in
+/// each arm: the two drivers' queries are different types.
+macro_rules! execute_in {
+    ($tx:expr, $query:expr) => {
+        match $tx {
+            WriteTx::Sqlite(tx) => {
+                $query.execute(&mut **tx).await?;
+            }
+            WriteTx::Postgres(tx) => {
+                $query.execute(&mut **tx).await?;
+            }
+        }
+    };
+}
+
 impl std::fmt::Debug for WriteTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -563,22 +578,7 @@ fn stored_entry(row: &sqlx::any::AnyRow) -> Result<StoredEntry, StoreError> {
 /// Database errors.
 pub async fn set_head(tx: &mut WriteTx, seq: i64, hash: &str) -> Result<(), StoreError> {
     const SET: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
-    match tx {
-        WriteTx::Sqlite(tx) => {
-            sqlx::query(SET)
-                .bind(seq)
-                .bind(hash)
-                .execute(&mut **tx)
-                .await?;
-        }
-        WriteTx::Postgres(tx) => {
-            sqlx::query(SET)
-                .bind(seq)
-                .bind(hash)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
+    execute_in!(tx, sqlx::query(SET).bind(seq).bind(hash));
     Ok(())
 }
 
@@ -587,7 +587,7 @@ pub async fn set_head(tx: &mut WriteTx, seq: i64, hash: &str) -> Result<(), Stor
 /// Rows per multi-row statement (or values per `IN` list): every statement stays under its
 /// database's parameter limit (SQLite 32 766, PostgreSQL 65 535; the widest row binds 11).
 ///
-/// On PostgreSQL a whole batch of the writer (1 024 exchanges by default) is read with one
+/// On PostgreSQL a whole batch of the writer (2 048 exchanges by default) is read with one
 /// statement per table, and its updates (crosswalk keys already stored, OID sequences) are
 /// one statement each: each statement is a round trip and a plan. (Its new rows go in with
 /// `COPY`, `store/copy_in.rs`.) When the writes were multi-row `INSERT`s too, 200 rows each
@@ -824,18 +824,7 @@ pub async fn write_sequences(
             value_rows(backend, chunk.len(), 4)
         );
         let sql = sqlx::AssertSqlSafe(sql);
-        match tx {
-            WriteTx::Sqlite(tx) => {
-                bind_sequences(sqlx::query(sql), chunk)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            WriteTx::Postgres(tx) => {
-                bind_sequences(sqlx::query(sql), chunk)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
+        execute_in!(tx, bind_sequences(sqlx::query(sql), chunk));
     }
     Ok(())
 }
@@ -866,59 +855,39 @@ pub async fn write_crosswalk(tx: &mut WriteTx, rows: &[KeyedCrosswalk]) -> Resul
     let (stored, new): (Vec<&KeyedCrosswalk>, Vec<&KeyedCrosswalk>) =
         rows.iter().partition(|row| row.stored);
     match tx {
-        WriteTx::Sqlite(tx) => insert_crosswalk(Backend::Sqlite, tx, &new, "").await?,
+        WriteTx::Sqlite(_) => insert_crosswalk(tx, &new, "").await?,
         WriteTx::Postgres(tx) => copy_in::new_crosswalk(tx, &new).await?,
     }
-    const UPDATE: &str = " ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
+    insert_crosswalk(
+        tx,
+        &stored,
+        " ON CONFLICT (source_system, record_type, source_id) DO UPDATE SET \
          latest_version = excluded.latest_version, latest_document = excluded.latest_document, \
          latest_revision = excluded.latest_revision, content_digest = excluded.content_digest, \
-         exchange_id = excluded.exchange_id";
-    match tx {
-        WriteTx::Sqlite(tx) => insert_crosswalk(Backend::Sqlite, tx, &stored, UPDATE).await,
-        WriteTx::Postgres(tx) => upsert_crosswalk_postgres(tx, &stored, UPDATE).await,
-    }
-}
-
-/// `INSERT INTO crosswalk …` for `rows` rows, then `on_conflict`.
-fn crosswalk_insert_sql(backend: Backend, rows: usize, on_conflict: &str) -> String {
-    format!(
-        "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
-         latest_document, latest_revision, content_digest, exchange_id) VALUES {}{on_conflict}",
-        value_rows(backend, rows, 9)
+         exchange_id = excluded.exchange_id",
     )
+    .await
 }
 
-/// [`insert_crosswalk`] on the writer's native PostgreSQL connection.
-async fn upsert_crosswalk_postgres(
-    tx: &mut Transaction<'static, Postgres>,
-    rows: &[&KeyedCrosswalk],
-    on_conflict: &str,
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_rows(Backend::Postgres)) {
-        let sql = crosswalk_insert_sql(Backend::Postgres, chunk.len(), on_conflict);
-        bind_crosswalk(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
+/// `INSERT INTO crosswalk …` of `rows`, a chunk per statement, then `on_conflict`.
 async fn insert_crosswalk(
-    backend: Backend,
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     rows: &[&KeyedCrosswalk],
     on_conflict: &str,
 ) -> Result<(), StoreError> {
+    let backend = tx.backend();
     for chunk in rows.chunks(chunk_rows(backend)) {
-        let sql = crosswalk_insert_sql(backend, chunk.len(), on_conflict);
-        bind_crosswalk(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
-            .execute(&mut **tx)
-            .await?;
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO crosswalk (source_system, record_type, source_id, set_oid, latest_version, \
+             latest_document, latest_revision, content_digest, exchange_id) VALUES {}{on_conflict}",
+            value_rows(backend, chunk.len(), 9)
+        ));
+        execute_in!(tx, bind_crosswalk(sqlx::query(sql), chunk));
     }
     Ok(())
 }
 
-/// Binds the values of [`crosswalk_insert_sql`]'s rows, through either driver.
+/// Binds the values of [`insert_crosswalk`]'s rows, through either driver.
 fn bind_crosswalk<'q, DB: sqlx::Database>(
     mut query: sqlx::query::Query<'q, DB, DB::Arguments>,
     rows: &[&KeyedCrosswalk],
